@@ -1,0 +1,114 @@
+import { createStore, get, set } from 'idb-keyval'
+
+/** A session as it travels between tabs of one origin (in memory, over BroadcastChannel). */
+export interface SharedSession {
+  at?: string | undefined
+  type: 'Bearer' | 'DPoP'
+  exp?: number | undefined
+  life?: number | undefined
+  rt?: string | undefined
+  scope?: string | undefined
+}
+
+/** Messages between the tabs of one client. Never written to storage. */
+export type TabMessage =
+  | { type: 'tokens'; epoch: number; gen: number; jkt?: string | undefined; session: SharedSession }
+  | { type: 'logout'; epoch: number }
+  | { type: 'expired'; epoch: number; gen: number }
+  | { type: 'hello' }
+
+/** Numbers (never tokens) that tabs share through storage that is consistent under the lock. */
+export interface SharedCounters {
+  /** The newest token generation any tab committed. */
+  gen: number
+  /** Advanced by every logout; sessions of an older epoch are dead. */
+  epoch: number
+}
+
+/**
+ * How the tabs of one origin coordinate. The default uses Web Locks, BroadcastChannel and
+ * IndexedDB; pass your own to `crossTab` for other runtimes or tests.
+ */
+export interface CrossTab {
+  /** Runs `fn` while holding the exclusive lock `name` across all tabs. */
+  lock<T>(name: string, fn: () => Promise<T>): Promise<T>
+  /** Sends a message to every other tab. */
+  post(message: TabMessage): void
+  /** Receives the other tabs' messages; returns an unsubscribe function. */
+  listen(fn: (message: TabMessage) => void): () => void
+  /** Reads the shared counters; called while holding the lock, must see the last holder's write. */
+  read(): Promise<SharedCounters>
+  /** Writes the shared counters; resolves once a later `read` in any tab sees them. */
+  write(value: SharedCounters): Promise<void>
+  /**
+   * Whether some other tab may hold a session right now: `false` lets `restore()` answer at once.
+   * Optional; without it `restore()` waits briefly for an answer.
+   */
+  peers?(): Promise<boolean>
+  /** Marks this tab as holding a session (`true`) or not (`false`), for `peers()` in other tabs. */
+  hold?(holding: boolean): void
+}
+
+/** In-tab lock and counters: single-flight within the tab, no other tabs. */
+export function localCrossTab(): CrossTab {
+  const chain = new Map<string, Promise<unknown>>()
+  let counters: SharedCounters = { gen: 0, epoch: 0 }
+  return {
+    lock(name, fn) {
+      const run = (chain.get(name) ?? Promise.resolve()).then(fn, fn)
+      chain.set(name, run.catch(() => {}))
+      return run
+    },
+    post() {},
+    listen: () => () => {},
+    read: async () => counters,
+    write: async (v) => void (counters = v),
+  }
+}
+
+/**
+ * Web Locks + BroadcastChannel + IndexedDB, or `undefined` where Web Locks or BroadcastChannel is
+ * missing (the caller then degrades to {@link localCrossTab}).
+ */
+export function browserCrossTab(id: string): CrossTab | undefined {
+  const locks = (globalThis.navigator as Navigator | undefined)?.locks
+  if (!locks || typeof BroadcastChannel != 'function') return
+  const name = 'latchkey:' + id
+  const channel = new BroadcastChannel(name)
+  const local = localCrossTab()
+  let store: ReturnType<typeof createStore> | undefined
+  let release: (() => void) | undefined
+  return {
+    lock: (lock, fn) => locks.request(name + ':' + lock, fn) as Promise<Awaited<ReturnType<typeof fn>>>,
+    post: (message) => channel.postMessage(message),
+    listen(fn) {
+      const on = (e: MessageEvent<TabMessage>) => fn(e.data)
+      channel.addEventListener('message', on)
+      return () => channel.removeEventListener('message', on)
+    },
+    // IndexedDB, unlike localStorage, is read through the same backend the last lock holder wrote to.
+    async read() {
+      try {
+        return ((await get(name, (store ??= createStore('latchkey', 'keys')))) as SharedCounters) ?? { gen: 0, epoch: 0 }
+      } catch {
+        return local.read()
+      }
+    },
+    async write(value) {
+      await local.write(value)
+      try {
+        await set(name, value, (store ??= createStore('latchkey', 'keys')))
+      } catch {}
+    },
+    async peers() {
+      const { held = [] } = await locks.query()
+      return held.some((l) => l.name == name + ':session')
+    },
+    hold(holding) {
+      if (!holding) return release?.(), (release = undefined)
+      if (release) return
+      const held = new Promise<void>((r) => (release = r))
+      locks.request(name + ':session', { mode: 'shared' }, () => held)
+    },
+  }
+}

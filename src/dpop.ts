@@ -1,0 +1,105 @@
+import type { KeyStore } from './keystore.js'
+import { b64u, b64uJSON, encoder, random, sha256 } from './util.js'
+
+/** @internal The DPoP machinery of one token manager. */
+export interface DPoP {
+  /** RFC 7638 thumbprint of the public key. */
+  jkt(): Promise<string>
+  /** A fresh proof for one request (RFC 9449 §4.2). */
+  proof(method: string, url: URL | string, ath?: string): Promise<string>
+  /** Remembers the `DPoP-Nonce` a response carried, per origin; true when it changed. */
+  nonce(url: URL | string, response: Response): boolean
+  /** Forgets the key in memory; with `remove`, deletes it from the store too. */
+  reset(remove?: boolean): Promise<void>
+}
+
+interface Key {
+  pair: CryptoKeyPair
+  header: string
+  jkt: string
+}
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256' }
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' }
+
+/**
+ * One ES256 key per client: loaded from the store, or created once (under a cross-tab lock, so
+ * concurrent first use in any number of tabs makes exactly one key) with a non-extractable private
+ * part. Proofs are assembled by hand: one sign per proof, the header encoded once per key.
+ */
+export function createDPoP(
+  store: KeyStore,
+  id: string,
+  lock: <T>(fn: () => Promise<T>) => Promise<T>,
+  warn: (code: string, message: string) => void,
+): DPoP {
+  const nonces = new Map<string, string>()
+  let key: Promise<Key> | undefined
+  let persisted = true
+
+  const read = async () => {
+    try {
+      return (await store.get(id)) as CryptoKeyPair | undefined
+    } catch {
+      persisted = false
+      warn('key_store_unavailable', 'the DPoP key store cannot be read; using a key for this page only')
+    }
+  }
+
+  const load = async (): Promise<Key> => {
+    let pair = await read()
+    if (!pair) {
+      pair = await lock(async () => {
+        let p = persisted ? await read() : undefined
+        if (!p) {
+          p = await crypto.subtle.generateKey(ALG, false, ['sign', 'verify'])
+          if (persisted)
+            await store.set(id, p).catch(() =>
+              warn('key_not_persisted', 'the DPoP key could not be stored; it lasts for this page only'),
+            )
+        }
+        return p
+      })
+    }
+    const { x, y } = await crypto.subtle.exportKey('jwk', pair.publicKey)
+    const jwk = { crv: 'P-256', kty: 'EC', x, y }
+    return {
+      pair,
+      header: b64uJSON({ typ: 'dpop+jwt', alg: 'ES256', jwk }),
+      jkt: await sha256(JSON.stringify(jwk)),
+    }
+  }
+
+  const get = () => (key ??= load().catch((e) => ((key = undefined), Promise.reject(e))))
+
+  return {
+    jkt: async () => (await get()).jkt,
+    async proof(htm, url, ath) {
+      const { pair, header } = await get()
+      const u = new URL(url)
+      const nonce = nonces.get(u.origin)
+      const claims: Record<string, unknown> = {
+        jti: random(16),
+        htm,
+        htu: u.origin + u.pathname,
+        iat: Math.floor(Date.now() / 1000),
+      }
+      if (ath) claims.ath = ath
+      if (nonce) claims.nonce = nonce
+      const input = header + '.' + b64uJSON(claims)
+      return input + '.' + b64u(await crypto.subtle.sign(SIGN, pair.privateKey, encoder.encode(input)))
+    },
+    nonce(url, response) {
+      const value = response.headers.get('dpop-nonce')
+      const origin = new URL(url).origin
+      if (!value || nonces.get(origin) === value) return false
+      nonces.set(origin, value)
+      return true
+    },
+    async reset(remove) {
+      key = undefined
+      nonces.clear()
+      if (remove) await store.delete(id).catch(() => {})
+    },
+  }
+}

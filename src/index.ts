@@ -1,0 +1,27 @@
+export { createTokenManager } from './manager.js'
+export { memoryKeyStore, indexedDBKeyStore, type KeyStore } from './keystore.js'
+export type { CrossTab, TabMessage, SharedCounters, SharedSession } from './crosstab.js'
+export {
+  LatchkeyError,
+  ResponseError,
+  OAuthError,
+  SessionExpiredError,
+  DPoPProofError,
+  NetworkError,
+  TimeoutError,
+  NoSessionError,
+  LoginError,
+  isLatchkeyError,
+  type LatchkeyErrorCode,
+} from './errors.js'
+export type {
+  TokenManager,
+  TokenManagerOptions,
+  TokenManagerEvents,
+  TokenResponse,
+  RefreshContext,
+  RefreshEndpoint,
+  RefreshReason,
+  SessionInfo,
+  AuthorizationParameters,
+} from './types.js'

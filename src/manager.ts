@@ -1,0 +1,592 @@
+import { browserCrossTab, localCrossTab, type CrossTab, type SharedSession } from './crosstab.js'
+import { createDPoP } from './dpop.js'
+import {
+  DPoPProofError,
+  isLatchkeyError,
+  LoginError,
+  NetworkError,
+  NoSessionError,
+  OAuthError,
+  ResponseError,
+  SessionExpiredError,
+  TimeoutError,
+  type LatchkeyError,
+} from './errors.js'
+import { indexedDBKeyStore, memoryKeyStore, type KeyStore } from './keystore.js'
+import type {
+  RefreshReason,
+  SessionInfo,
+  TokenManager,
+  TokenManagerEvents,
+  TokenManagerOptions,
+  RefreshContext,
+} from './types.js'
+import { encoder, isObject, now, random, sha256 } from './util.js'
+
+interface Session extends SharedSession {
+  gen: number
+  epoch: number
+  ath?: Promise<string>
+}
+
+type Fresh = Omit<Session, 'gen' | 'epoch'>
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+const MAX_LIFETIME = 366 * 86400
+const LOGIN = 'latchkey:login:'
+const STANDARD_METHOD = /^(delete|get|head|options|post|put)$/i
+
+function checkURL(value: unknown, name: string): URL {
+  let url: URL
+  try {
+    url = new URL(value as string)
+  } catch {
+    throw new TypeError(`${name}: not an absolute URL`)
+  }
+  if (url.protocol != 'https:' && !(url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
+    throw new TypeError(`${name}: ${url.origin} is neither https nor loopback http`)
+  return url
+}
+
+const discard = (res: Response) => void res.body?.cancel().catch(() => {})
+
+const offline = () => (globalThis.navigator as Navigator | undefined)?.onLine === false
+
+const memoryStorage = new Map<string, string>()
+const loginStorage = (): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> =>
+  globalThis.sessionStorage ?? {
+    getItem: (k: string) => memoryStorage.get(k) ?? null,
+    setItem: (k: string, v: string) => void memoryStorage.set(k, v),
+    removeItem: (k: string) => void memoryStorage.delete(k),
+  }
+
+/**
+ * Creates a token manager: tokens in memory, attached only to `allowedOrigins`, DPoP-bound by
+ * default, refreshed before expiry and on 401 exactly once however many requests (and tabs) ask.
+ *
+ * @example
+ * ```ts
+ * const tm = createTokenManager({
+ *   clientId: 'spa',
+ *   tokenEndpoint: 'https://as.example/token',
+ *   revocationEndpoint: 'https://as.example/revoke',
+ *   allowedOrigins: ['https://api.example'],
+ * })
+ * const res = await tm.fetch('https://api.example/me')
+ * ```
+ * @see RFC 6749, RFC 6750, RFC 7009, RFC 9449, RFC 9700
+ */
+export function createTokenManager(options: TokenManagerOptions): TokenManager {
+  const { clientId, tokenEndpoint, revocationEndpoint, refresh: custom } = options
+  if (!clientId || typeof clientId != 'string') throw new TypeError('clientId: a non-empty string is required')
+  if (!Array.isArray(options.allowedOrigins)) throw new TypeError('allowedOrigins: an array of origins is required')
+  const origins = new Set(
+    options.allowedOrigins.map((o, i) => {
+      const url = checkURL(o, `allowedOrigins[${i}]`)
+      if (url.href != url.origin + '/') throw new TypeError(`allowedOrigins[${i}]: an origin has no path, query or fragment`)
+      return url.origin
+    }),
+  )
+  if (tokenEndpoint) checkURL(tokenEndpoint, 'tokenEndpoint')
+  else if (!custom) throw new TypeError('tokenEndpoint: required unless refresh is given')
+  if (revocationEndpoint) checkURL(revocationEndpoint, 'revocationEndpoint')
+  const endpoint = typeof custom == 'string' ? { url: custom } : typeof custom == 'object' ? custom : undefined
+  if (endpoint && !endpoint.url) throw new TypeError('refresh: a URL is required')
+  const dpopOption = options.dpop ?? true
+  const persist = !!options.persist
+  if (persist && !dpopOption) throw new TypeError('persist: only DPoP-bound refresh tokens may be stored; enable dpop')
+  const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
+  const timeout = (options.timeoutSeconds ?? 10) * 1000
+  if (!(leeway >= 0) || !(timeout > 0)) throw new TypeError('refreshLeewaySeconds, timeoutSeconds: positive numbers are required')
+
+  const send: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init)
+  const id = clientId + '@' + (tokenEndpoint ?? endpoint?.url ?? '')
+  const tabs: CrossTab =
+    typeof options.crossTab == 'object'
+      ? options.crossTab
+      : (options.crossTab !== false && browserCrossTab(id)) || localCrossTab()
+  const keyStore: KeyStore =
+    typeof dpopOption == 'object' ? dpopOption.keyStore : globalThis.indexedDB ? indexedDBKeyStore() : memoryKeyStore()
+
+  const listeners = new Map<string, Set<(state: never) => void>>()
+  const emit = <E extends keyof TokenManagerEvents>(type: E, state: TokenManagerEvents[E]) =>
+    listeners.get(type)?.forEach((fn) => {
+      try {
+        ;(fn as (s: TokenManagerEvents[E]) => void)(state)
+      } catch (e) {
+        setTimeout(() => {
+          throw e
+        })
+      }
+    })
+  const warn = (code: string, message: string) => emit('warning', { code, message })
+  const dpop = dpopOption ? createDPoP(keyStore, 'dpop:' + id, (fn) => tabs.lock('key', fn), warn) : undefined
+
+  let session: Session | undefined
+  // `era` advances whenever this tab ends a session: a result that started in an older era is dropped.
+  let era = 0
+  // The highest logout epoch seen: sessions from older epochs are dead in every tab.
+  let floor = 0
+  let pending: Promise<Session> | undefined
+  const waiters = new Set<() => void>()
+  const wake = () => waiters.forEach((w) => w())
+
+  const info = (s: Session): SessionInfo => ({ expiresAt: s.exp, tokenType: s.type, scope: s.scope, generation: s.gen })
+  const due = (s: Session) => !s.at || (!!s.exp && now() >= s.exp - Math.min(leeway, (s.life ?? 0) / 4))
+  const expired = (s: Session) => !s.at || (!!s.exp && now() >= s.exp)
+  const scrub = (text: string, ...more: (string | undefined)[]) =>
+    [session?.at, session?.rt, ...more].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text).slice(0, 500)
+
+  const waitFor = (ok: () => boolean, ms: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => ok() && done()
+      const done = () => (clearTimeout(timer), waiters.delete(check), resolve())
+      const timer = setTimeout(done, ms)
+      waiters.add(check)
+      check()
+    })
+
+  const end = () => {
+    session = pending = undefined
+    era++
+    tabs.hold?.(false)
+    wake()
+  }
+
+  const expire = (error: LatchkeyError) => {
+    const s = session
+    if (!s) return
+    end()
+    tabs.post({ type: 'expired', epoch: s.epoch, gen: s.gen })
+    emit('session-expired', { error })
+    if (persist) void forget()
+  }
+
+  /** POSTs a form with a timeout; reads the whole body within it. */
+  const post = async (url: string, form: Record<string, string>, init: RequestInit = {}) => {
+    const ctl = new AbortController()
+    const timer = setTimeout(() => ctl.abort(), timeout)
+    try {
+      const res = await send(url, {
+        method: 'POST',
+        ...init,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...init.headers },
+        body: new URLSearchParams(form),
+        signal: ctl.signal,
+      })
+      const text = await res.text()
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        // The parser's message quotes the input: never keep it.
+      }
+      return { res, json }
+    } catch (e) {
+      throw ctl.signal.aborted ? new TimeoutError(`POST ${url} timed out`) : new NetworkError(`POST ${url} failed`, { cause: e })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const failure = (res: Response, json: unknown, where: string, refreshing: boolean, presented?: string) => {
+    const error = isObject(json) && typeof json.error == 'string' ? scrub(json.error, presented) : undefined
+    const description =
+      isObject(json) && typeof json.error_description == 'string' ? scrub(json.error_description, presented) : undefined
+    const message = `${where}: ${error ?? 'HTTP ' + res.status}${description ? ' (' + description + ')' : ''}`
+    if (refreshing && (error == 'invalid_grant' || (!error && endpoint && res.status == 401)))
+      return new SessionExpiredError(message, {
+        response: res,
+        cause: error && new OAuthError(message, error, description, { response: res }),
+      })
+    if (error == 'invalid_dpop_proof') return new DPoPProofError(message, description, { response: res })
+    if (error) return new OAuthError(message, error, description, { response: res })
+    return new ResponseError(message, { response: res })
+  }
+
+  /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
+  const grant = async (url: string, form: Record<string, string>, init: RequestInit, refreshing: boolean) => {
+    for (let retried = false; ; retried = true) {
+      const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
+      if (dpop) headers.dpop = await dpop.proof('POST', url)
+      const { res, json } = await post(url, form, { ...init, headers })
+      const fresh = dpop?.nonce(url, res)
+      if (res.ok) return { res, json }
+      if (!retried && fresh && isObject(json) && json.error == 'use_dpop_nonce') continue
+      throw failure(res, json, 'POST ' + url, refreshing, form.refresh_token)
+    }
+  }
+
+  /** Validates a token response strictly (RFC 6749 §5.1); `received` is when it arrived. */
+  const parse = (json: unknown, where: string, prev?: Session, res?: Response, received = now()): Fresh => {
+    const bad = (what: string) => new ResponseError(`${where}: ${what}`, res && { response: res })
+    if (!isObject(json)) throw bad('the token response is not a JSON object')
+    const { access_token: at, token_type: tt, expires_in: ei, refresh_token: rt, scope } = json
+    if (typeof at != 'string' || !at) throw bad('access_token is missing')
+    const t = typeof tt == 'string' && tt.toLowerCase()
+    const type = t == 'dpop' ? 'DPoP' : t == 'bearer' ? 'Bearer' : undefined
+    if (!type) throw bad('token_type is neither Bearer nor DPoP')
+    if (type == 'DPoP' && !dpop) throw bad('token_type is DPoP but DPoP is off')
+    const life = typeof ei == 'string' && /^\d{1,9}$/.test(ei) ? +ei : ei
+    if (life !== undefined && !(typeof life == 'number' && life > 0 && life <= MAX_LIFETIME))
+      throw bad('expires_in is not a lifetime in seconds')
+    if (rt !== undefined && (typeof rt != 'string' || !rt)) throw bad('refresh_token is malformed')
+    if (scope !== undefined && typeof scope != 'string') throw bad('scope is malformed')
+    return {
+      at,
+      type,
+      exp: life ? received + life * 1000 : undefined,
+      life: life ? life * 1000 : undefined,
+      rt: rt ?? prev?.rt,
+      scope: scope ?? prev?.scope,
+    }
+  }
+
+  const share = ({ at, type, exp, life, rt, scope }: Session): SharedSession => ({ at, type, exp, life, rt, scope })
+
+  const announce = async (s: Session) =>
+    tabs.post({ type: 'tokens', epoch: s.epoch, gen: s.gen, jkt: s.type == 'DPoP' ? await dpop!.jkt() : undefined, session: share(s) })
+
+  /** Installs a new session while holding the refresh lock: counters, persistence, other tabs, listeners. */
+  const commit = async (s: Session, reason: TokenManagerEvents['tokens']['reason']) => {
+    session = s
+    floor = Math.max(floor, s.epoch)
+    tabs.hold?.(true)
+    await tabs.write({ gen: s.gen, epoch: s.epoch })
+    if (persist) await save(s)
+    await announce(s)
+    emit('tokens', { ...info(s), reason })
+    wake()
+  }
+
+  const install = (fresh: Fresh, reason: 'login' | 'set') => {
+    const e0 = era
+    return tabs.lock('refresh', async () => {
+      const c = await tabs.read()
+      if (e0 != era) throw new NoSessionError('signed out meanwhile')
+      await commit({ ...fresh, gen: Math.max(c.gen, session?.gen ?? 0) + 1, epoch: Math.max(c.epoch, floor) }, reason)
+    })
+  }
+
+  // Reload survival (opt-in): the DPoP-bound refresh token, AES-GCM encrypted under a non-extractable key.
+  const aesKey = async () => {
+    let key = (await keyStore.get('aes:' + id)) as CryptoKey | undefined
+    if (!key) {
+      key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
+      await keyStore.set('aes:' + id, key)
+    }
+    return key
+  }
+  const aad = { name: 'AES-GCM', additionalData: encoder.encode(id) }
+  const save = async (s: Session) => {
+    try {
+      if (!s.rt || s.type != 'DPoP') return await forget()
+      const iv = crypto.getRandomValues(new Uint8Array(12))
+      const data = await crypto.subtle.encrypt({ ...aad, iv }, await aesKey(), encoder.encode(s.rt))
+      await keyStore.set('rt:' + id, { iv, data, gen: s.gen, epoch: s.epoch, scope: s.scope })
+    } catch {
+      warn('session_not_persisted', 'the session could not be stored; it will not survive a reload')
+    }
+  }
+  const load = async (): Promise<Session | undefined> => {
+    try {
+      const b = (await keyStore.get('rt:' + id)) as { iv: Uint8Array<ArrayBuffer>; data: ArrayBuffer; gen: number; epoch: number; scope?: string }
+      if (!b) return
+      const rt = new TextDecoder().decode(await crypto.subtle.decrypt({ ...aad, iv: b.iv }, await aesKey(), b.data))
+      return { type: 'DPoP', rt, gen: b.gen, epoch: b.epoch, scope: b.scope }
+    } catch {
+      await forget()
+    }
+  }
+  const forget = () => keyStore.delete('rt:' + id).catch(() => {})
+
+  const revoke = async (token: string | undefined, hint = 'refresh_token') => {
+    if (!token || !revocationEndpoint) return
+    try {
+      const { res } = await post(revocationEndpoint, { token, token_type_hint: hint, client_id: clientId })
+      if (!res.ok) throw new ResponseError(`POST ${revocationEndpoint}: HTTP ${res.status}`, { response: res })
+    } catch (e) {
+      warn('revocation_failed', (e as Error).message)
+    }
+  }
+
+  const callCustom = async (rt: string | undefined): Promise<{ json: unknown; res?: Response; where: string }> => {
+    if (endpoint) {
+      const form: Record<string, string> = { grant_type: 'refresh_token', client_id: clientId }
+      if (rt) form.refresh_token = rt
+      const init: RequestInit = { credentials: endpoint.credentials ?? 'same-origin', headers: endpoint.headers ?? {} }
+      return { ...(await grant(new URL(endpoint.url, globalThis.location?.href).href, form, init, true)), where: 'POST ' + endpoint.url }
+    }
+    const fn = custom as (context: RefreshContext) => Promise<unknown>
+    const ctl = new AbortController()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const json = await Promise.race([
+        fn({ refreshToken: rt, signal: ctl.signal, dpopProof: async (m: string, u: string) => dpop?.proof(m, u) } as RefreshContext),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => (ctl.abort(), reject(new TimeoutError('refresh timed out'))), timeout))),
+      ])
+      return { json, where: 'refresh' }
+    } catch (e) {
+      throw isLatchkeyError(e) ? e : new NetworkError('refresh failed', { cause: e })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const run = (reason: RefreshReason): Promise<Session> => {
+    const e0 = era
+    const g0 = session?.gen ?? 0
+    const dropped = () => new NoSessionError('signed out during the refresh')
+    return tabs.lock('refresh', async () => {
+      let c = await tabs.read()
+      if (e0 != era) throw dropped()
+      if (session && c.epoch > session.epoch) {
+        end()
+        emit('logout', { reason: 'tab' })
+        throw new NoSessionError('signed out in another tab')
+      }
+      // The lock can be granted before the last holder's tokens reach this tab: wait for that generation.
+      if (c.gen > (session?.gen ?? 0)) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
+      if (e0 != era) throw dropped()
+      if (persist && c.gen > (session?.gen ?? 0)) {
+        const stored = await load()
+        if (stored && stored.gen >= c.gen) session = stored
+      }
+      const s = session
+      if (s && s.gen > g0 && !due(s)) return s
+      if (!s?.rt && !custom) throw new NoSessionError()
+      const rt = s?.rt
+      let fresh: Fresh
+      try {
+        const r = custom
+          ? await callCustom(rt)
+          : {
+              ...(await grant(tokenEndpoint!, { grant_type: 'refresh_token', refresh_token: rt!, client_id: clientId }, {}, true)),
+              where: 'POST ' + tokenEndpoint,
+            }
+        fresh = parse(r.json, r.where, s, r.res)
+      } catch (e) {
+        const error = e as LatchkeyError
+        if (e0 != era) throw dropped()
+        if (isLatchkeyError(error, 'session_expired')) expire(error)
+        else emit('refresh-error', { reason, error })
+        throw error
+      }
+      c = await tabs.read()
+      if (e0 != era || (s && c.epoch > s.epoch)) {
+        if (fresh.rt != rt) void revoke(fresh.rt)
+        throw dropped()
+      }
+      const next: Session = { ...fresh, gen: Math.max(c.gen, s?.gen ?? 0) + 1, epoch: s?.epoch ?? Math.max(c.epoch, floor) }
+      await commit(next, 'refresh')
+      emit('refresh', { ...info(next), reason })
+      return next
+    })
+  }
+
+  const refresh = (reason: RefreshReason) => {
+    if (!pending) {
+      const p = run(reason)
+      const clear = () => {
+        if (pending == p) pending = undefined
+      }
+      p.then(clear, clear)
+      pending = p
+    }
+    return pending
+  }
+
+  /** The session to use now: refreshed first when due; a still-valid token survives a failed early refresh. */
+  const current = async (): Promise<Session> => {
+    if (pending) return pending
+    const s = session
+    if (s && !due(s)) return s
+    if ((s?.rt || custom) && !offline()) {
+      try {
+        return await refresh('expiry')
+      } catch (e) {
+        if (s && s == session && !expired(s) && !isLatchkeyError(e, 'session_expired') && !isLatchkeyError(e, 'no_session')) return s
+        throw e
+      }
+    }
+    if (s && !expired(s)) return s
+    if (s && (s.rt || custom)) throw new NetworkError('offline: the access token expired and cannot be refreshed now')
+    if (s) {
+      const error = new SessionExpiredError('the access token expired and there is no way to refresh it')
+      expire(error)
+      throw error
+    }
+    throw new NoSessionError()
+  }
+
+  const ask = async () => {
+    if (tabs.peers && !(await tabs.peers())) return false
+    tabs.post({ type: 'hello' })
+    await waitFor(() => !!session, tabs.peers ? 1000 : 200)
+    return !!session
+  }
+
+  const resume = () => {
+    const s = session
+    if (s && due(s) && !offline() && !pending && globalThis.document?.visibilityState != 'hidden')
+      refresh('resume').catch(() => {})
+  }
+  if (typeof globalThis.addEventListener == 'function') {
+    addEventListener('online', resume)
+    globalThis.document?.addEventListener('visibilitychange', resume)
+  }
+
+  tabs.listen(async (m) => {
+    if (m.type == 'hello') {
+      if (session?.at) await announce(session)
+    } else if (m.type == 'logout') {
+      floor = Math.max(floor, m.epoch)
+      if (session && session.epoch < m.epoch) {
+        end()
+        void dpop?.reset()
+        emit('logout', { reason: 'tab' })
+      }
+    } else if (m.type == 'expired') {
+      if (session && session.epoch == m.epoch && session.gen <= m.gen)
+        expire(new SessionExpiredError('the session ended in another tab'))
+    } else {
+      const stale = () => m.epoch < floor || (!!session && m.gen <= session.gen)
+      if (stale()) return
+      if (m.jkt) {
+        // Tokens bound to another key are useless here; the key may have been replaced in the store.
+        if ((await dpop?.jkt()) != m.jkt) await dpop?.reset()
+        if ((await dpop?.jkt()) != m.jkt || stale()) return
+      }
+      session = { ...m.session, gen: m.gen, epoch: m.epoch }
+      floor = m.epoch
+      tabs.hold?.(true)
+      emit('tokens', { ...info(session), reason: 'tab' })
+      wake()
+    }
+  })
+
+  const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
+    if (!tokenEndpoint) throw new TypeError('tokenEndpoint: required to exchange a code')
+    const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId }
+    const { res, json } = await grant(tokenEndpoint, form, {}, false)
+    await install(parse(json, 'POST ' + tokenEndpoint, undefined, res), 'login')
+  }
+
+  return {
+    async restore() {
+      if (session || (await ask())) return true
+      const stored = persist ? await load() : undefined
+      if (!stored && !custom) return false
+      session ??= stored
+      try {
+        await refresh('restore')
+        return true
+      } catch (e) {
+        if (isLatchkeyError(e, 'session_expired') || isLatchkeyError(e, 'no_session')) return false
+        throw e
+      }
+    },
+
+    async authorizationUrl({ authorizationEndpoint, redirectUri, scope, resource, extraParameters }) {
+      const url = checkURL(authorizationEndpoint, 'authorizationEndpoint')
+      const verifier = random(32)
+      const state = random(16)
+      const q = url.searchParams
+      for (const [k, v] of Object.entries(extraParameters ?? {})) q.set(k, v)
+      q.set('response_type', 'code')
+      q.set('client_id', clientId)
+      q.set('redirect_uri', redirectUri)
+      if (scope) q.set('scope', scope)
+      q.set('state', state)
+      q.set('code_challenge', await sha256(verifier))
+      q.set('code_challenge_method', 'S256')
+      for (const r of [resource ?? []].flat()) q.append('resource', r)
+      if (dpop) q.set('dpop_jkt', await dpop.jkt())
+      loginStorage().setItem(LOGIN + state, JSON.stringify({ verifier, redirectUri }))
+      return url.href
+    },
+
+    async handleRedirect(input) {
+      const url = new URL(input, globalThis.location?.href)
+      const q = url.searchParams.has('state') ? url.searchParams : new URLSearchParams(url.hash.slice(1))
+      const key = LOGIN + q.get('state')
+      const saved = loginStorage().getItem(key)
+      loginStorage().removeItem(key)
+      if (!saved) throw new LoginError('the redirect carries an unknown or already used state')
+      const error = q.get('error')
+      if (error) throw new LoginError(`authorization failed: ${error}`, error, q.get('error_description') ?? undefined)
+      const code = q.get('code')
+      if (!code) throw new LoginError('the redirect carries no code')
+      const { verifier, redirectUri } = JSON.parse(saved) as { verifier: string; redirectUri: string }
+      await exchangeCode({ code, codeVerifier: verifier, redirectUri })
+    },
+
+    async setTokens(response) {
+      await install(parse(response, 'setTokens', undefined), 'set')
+    },
+
+    exchangeCode,
+
+    dpopThumbprint: () => (dpop ? dpop.jkt() : Promise.reject(new TypeError('dpopThumbprint: DPoP is off'))),
+
+    async fetch(input, init) {
+      const request = typeof Request == 'function' && input instanceof Request ? input : undefined
+      const url = new URL(request ? request.url : String(input), globalThis.location?.href)
+      if (!origins.has(url.origin)) return send(input, init)
+      const base = request && init ? new Request(request, init) : request
+      const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
+      let method = base?.method ?? init?.method ?? 'GET'
+      if (STANDARD_METHOD.test(method)) method = method.toUpperCase()
+      let s = await current()
+      let refreshed = false
+      let nonced = false
+      for (;;) {
+        const headers = new Headers(base ? base.headers : init?.headers)
+        headers.set('authorization', s.type + ' ' + s.at)
+        if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
+        const res = await (base ? send(new Request(base.clone(), { headers })) : send(input, { ...init, headers }))
+        const fresh = dpop?.nonce(url, res)
+        if (res.status != 401 || !replayable) return res
+        const challenge = res.headers.get('www-authenticate') ?? ''
+        if (!nonced && fresh && s.type == 'DPoP' && /\buse_dpop_nonce\b/.test(challenge)) {
+          nonced = true
+        } else if (!refreshed && (!challenge || /\binvalid_token\b/.test(challenge)) && (s.rt || custom)) {
+          refreshed = true
+          discard(res)
+          s = s.gen == session?.gen ? await refresh('unauthorized') : await current()
+          continue
+        } else return res
+        discard(res)
+      }
+    },
+
+    getAccessToken: async () => (await current()).at!,
+
+    refresh: async () => void (await refresh('manual')),
+
+    status: () => (session?.at ? info(session) : undefined),
+
+    on(type, listener) {
+      let set = listeners.get(type)
+      if (!set) listeners.set(type, (set = new Set()))
+      set.add(listener)
+      return () => void set.delete(listener)
+    },
+
+    async logout() {
+      const s = session
+      end()
+      const c = await tabs.read()
+      floor = Math.max(c.epoch, floor) + 1
+      await tabs.write({ gen: c.gen, epoch: floor })
+      tabs.post({ type: 'logout', epoch: floor })
+      emit('logout', { reason: 'logout' })
+      // Holding the lock means no refresh is in flight in any tab: each has seen the new epoch and dropped its result.
+      await tabs.lock('refresh', async () => {
+        await revoke(s?.rt ?? s?.at, s?.rt ? 'refresh_token' : 'access_token')
+        if (persist) await forget()
+      })
+      await dpop?.reset(true)
+    },
+  }
+}

@@ -1,0 +1,178 @@
+import type { CrossTab } from './crosstab.js'
+import type { LatchkeyError } from './errors.js'
+import type { KeyStore } from './keystore.js'
+
+/**
+ * A token response (RFC 6749 §5.1) as JSON: what a token endpoint, a custom refresh endpoint or
+ * a custom refresh function returns. Wire names, because it is the wire format.
+ */
+export interface TokenResponse {
+  access_token: string
+  /** `Bearer` or `DPoP`, case-insensitive. */
+  token_type: string
+  /** Lifetime of the access token in seconds; counted from the moment the response arrives. */
+  expires_in?: number
+  refresh_token?: string
+  scope?: string
+  [parameter: string]: unknown
+}
+
+/** What a custom refresh function receives. */
+export interface RefreshContext {
+  /** The refresh token held in memory, if any (none in the cookie pattern). */
+  refreshToken?: string
+  /** Aborts when the request times out or the session ends. */
+  signal: AbortSignal
+  /** Makes a DPoP proof for a request to `url` (when DPoP is on), for the function's own request. */
+  dpopProof(method: string, url: string): Promise<string | undefined>
+}
+
+/**
+ * A refresh endpoint of the app's own, when the refresh does not go to `tokenEndpoint`: a URL,
+ * or the URL with request options. latchkey POSTs `grant_type=refresh_token` and `client_id` (plus
+ * `refresh_token` when it holds one) as a form, with a DPoP proof when DPoP is on, and expects a
+ * token response as JSON. A 401, or 400 `invalid_grant`, ends the session.
+ */
+export interface RefreshEndpoint {
+  /** The endpoint's URL. */
+  url: string
+  /**
+   * Send cookies: `'include'` for the pattern where the refresh token lives in an HttpOnly cookie
+   * and never reaches JavaScript.
+   * @default 'same-origin'
+   */
+  credentials?: RequestCredentials
+  /** Extra request headers (a CSRF header, say). */
+  headers?: Record<string, string>
+}
+
+/** Options of {@link createTokenManager}. Durations are in seconds throughout. */
+export interface TokenManagerOptions {
+  /** The OAuth client_id (a public client: no secret). @example 'spa' */
+  clientId: string
+  /**
+   * The authorization server's token endpoint, for the `authorization_code` and `refresh_token`
+   * grants. Optional when `refresh` is given and no login goes through latchkey.
+   * @example 'https://as.example/token'
+   */
+  tokenEndpoint?: string
+  /** RFC 7009 revocation endpoint; `logout()` revokes the refresh token there when set. */
+  revocationEndpoint?: string
+  /**
+   * The exact origins (scheme, host, port) whose requests get the access token. Every other
+   * request passes through `tm.fetch` untouched. `http:` is accepted for loopback hosts only.
+   * @example ['https://api.example']
+   */
+  allowedOrigins: string[]
+  /**
+   * Bind tokens to a non-extractable ES256 key with DPoP (RFC 9449). `true` keeps the key in
+   * IndexedDB where it exists (in memory elsewhere); `{ keyStore }` plugs in another store;
+   * `false` uses plain Bearer tokens.
+   * @default true
+   */
+  dpop?: boolean | { keyStore: KeyStore }
+  /**
+   * Refresh through the app's own endpoint or function instead of the `refresh_token` grant at
+   * `tokenEndpoint`.
+   * @example { url: '/auth/refresh', credentials: 'include' }
+   * @example async ({ signal }) => (await fetch('/auth/refresh', { method: 'POST', signal })).json()
+   */
+  refresh?: string | RefreshEndpoint | ((context: RefreshContext) => Promise<TokenResponse>)
+  /**
+   * Refresh this long before the access token expires. Capped at a quarter of the token's
+   * lifetime so short-lived tokens are not refreshed on every call.
+   * @default 30
+   */
+  refreshLeewaySeconds?: number
+  /** Timeout of each token and revocation request. @default 10 */
+  timeoutSeconds?: number
+  /**
+   * Share one session, one refresh and one logout across the tabs of the origin (Web Locks +
+   * BroadcastChannel). Degrades to single-tab where those are missing. A {@link CrossTab} object
+   * replaces the browser mechanism (tests, other runtimes).
+   * @default true
+   */
+  crossTab?: boolean | CrossTab
+  /**
+   * Keep the session across reloads of the last tab: the refresh token (DPoP-bound only) is stored
+   * in IndexedDB encrypted with AES-GCM under a non-extractable key. Access tokens are never
+   * stored. Throws a TypeError when DPoP is off.
+   * @default false
+   */
+  persist?: boolean
+  /** The fetch to use for every request. @default globalThis.fetch */
+  fetch?: typeof fetch
+}
+
+/** What `tm.status()` and the `tokens` event tell about the session; never a token value. */
+export interface SessionInfo {
+  /** When the access token expires, in ms since the epoch by the local clock (`undefined`: unknown). */
+  expiresAt: number | undefined
+  tokenType: 'Bearer' | 'DPoP'
+  scope: string | undefined
+  /** Increases with every new set of tokens, in any tab. */
+  generation: number
+}
+
+/** Why a refresh ran. */
+export type RefreshReason = 'expiry' | 'unauthorized' | 'manual' | 'resume' | 'restore'
+
+/** Events of {@link TokenManager.on}; each listener gets one state object. */
+export interface TokenManagerEvents {
+  /** New tokens are in memory: from a login, `setTokens`, a refresh, or another tab. */
+  tokens: SessionInfo & { reason: 'login' | 'set' | 'refresh' | 'tab' }
+  /** This tab refreshed the tokens. */
+  refresh: SessionInfo & { reason: RefreshReason }
+  /** A refresh failed without ending the session (network, timeout, 5xx, bad response); the last good tokens stay. */
+  'refresh-error': { reason: RefreshReason; error: LatchkeyError }
+  /** The session ended because the server refused it; tokens are cleared. */
+  'session-expired': { error: LatchkeyError }
+  /** The session was ended by `logout()` here or in another tab. */
+  logout: { reason: 'logout' | 'tab' }
+  /** Something degraded without failing, e.g. the DPoP key could not be persisted. */
+  warning: { code: string; message: string }
+}
+
+/** Parameters of {@link TokenManager.authorizationUrl}. */
+export interface AuthorizationParameters {
+  /** @example 'https://as.example/authorize' */
+  authorizationEndpoint: string
+  redirectUri: string
+  /** @example 'openid offline_access api:read' */
+  scope?: string
+  /** RFC 8707 resource indicator(s). */
+  resource?: string | string[]
+  /** More authorization request parameters (`prompt`, `login_hint`, …). */
+  extraParameters?: Record<string, string>
+}
+
+/** The handle returned by {@link createTokenManager}. */
+export interface TokenManager {
+  /**
+   * At startup: adopts the session of another tab, or a persisted DPoP-bound refresh token, or (with
+   * a custom refresh endpoint) the cookie session. Resolves `true` when signed in.
+   */
+  restore(): Promise<boolean>
+  /** Builds an authorization code request URL with PKCE (S256), `state` and `dpop_jkt`. */
+  authorizationUrl(parameters: AuthorizationParameters): Promise<string>
+  /** Completes the login on the redirect URI: checks `state`, exchanges the code with DPoP. */
+  handleRedirect(url: string | URL): Promise<void>
+  /** Adopts a token response from any login; validates it strictly, keeping the old state on error. */
+  setTokens(response: TokenResponse): Promise<void>
+  /** Exchanges an authorization code (with a DPoP proof when DPoP is on). */
+  exchangeCode(parameters: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>
+  /** The RFC 7638 thumbprint of the DPoP public key, for `dpop_jkt`. */
+  dpopThumbprint(): Promise<string>
+  /** `fetch`, with the access token (and a DPoP proof) on requests to `allowedOrigins`. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>
+  /** The current access token, refreshed first when due. Prefer `fetch`. */
+  getAccessToken(): Promise<string>
+  /** Refreshes now, or joins the refresh already running. */
+  refresh(): Promise<void>
+  /** The current session without token values, or `undefined` when signed out. */
+  status(): SessionInfo | undefined
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
+  /** Revokes the refresh token, clears memory, deletes the DPoP key and signs out every tab. */
+  logout(): Promise<void>
+}

@@ -1,0 +1,19 @@
+export const encoder = new TextEncoder()
+
+export const b64u = (bytes: ArrayBuffer | Uint8Array): string => {
+  let s = ''
+  for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b)
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+export const b64uJSON = (value: unknown): string => b64u(encoder.encode(JSON.stringify(value)))
+
+export const random = (bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
+
+export const sha256 = async (text: string): Promise<string> =>
+  b64u(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
+
+export const now = (): number => Date.now()
+
+export const isObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v)
