@@ -72,8 +72,10 @@ export interface TokenServerOptions {
 export async function startTokenServer(options: TokenServerOptions = {}) {
   const { dpop = false, expiresIn = 300, rotate = true } = options
   const nonces = createNonceSource()
-  const verifier = createDPoPVerifier()
-  const nonceVerifier = createDPoPVerifier({ nonces })
+  // The clock is read through Date on every call, so tests that move Date move the servers too.
+  const clock = { now: () => Date.now() }
+  const verifier = createDPoPVerifier(clock)
+  const nonceVerifier = createDPoPVerifier({ nonces, ...clock })
   const accessTokens = new Map<string, IssuedToken>()
   const refreshTokens = new Map<string, { jkt?: string; scope: string }>()
   const rotatedOut = new Set<string>()
@@ -186,8 +188,10 @@ export interface ApiOptions {
 export async function startApi(tokens: TokenServer, options: ApiOptions = {}) {
   const nonces = createNonceSource()
   const state = { ...options }
-  const verifier = createDPoPVerifier()
-  const nonceVerifier = createDPoPVerifier({ nonces })
+  // The clock is read through Date on every call, so tests that move Date move the servers too.
+  const clock = { now: () => Date.now() }
+  const verifier = createDPoPVerifier(clock)
+  const nonceVerifier = createDPoPVerifier({ nonces, ...clock })
   const requests: { method: string; path: string; authorization?: string; dpop?: string; body: string; status: number }[] = []
   const served = await serve(async (req, res) => {
     const record = { method: req.method!, path: req.url!, authorization: req.headers.authorization, dpop: req.headers.dpop as string | undefined, body: req.body, status: 200 }
