@@ -7,8 +7,8 @@ export interface DPoP {
   jkt(): Promise<string>
   /** A fresh proof for one request (RFC 9449 §4.2). */
   proof(method: string, url: URL | string, ath?: string): Promise<string>
-  /** Remembers the `DPoP-Nonce` a response carried, per origin; true when it changed. */
-  nonce(url: URL | string, response: Response): boolean
+  /** Remembers the `DPoP-Nonce` a response carried, per origin. */
+  nonce(url: URL | string, response: Response): void
   /** Forgets the key in memory; with `remove`, deletes it from the store too. */
   reset(remove?: boolean): Promise<void>
 }
@@ -91,10 +91,7 @@ export function createDPoP(
     },
     nonce(url, response) {
       const value = response.headers.get('dpop-nonce')
-      const origin = new URL(url).origin
-      if (!value || nonces.get(origin) === value) return false
-      nonces.set(origin, value)
-      return true
+      if (value) nonces.set(new URL(url).origin, value)
     },
     async reset(remove) {
       key = undefined

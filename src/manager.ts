@@ -210,9 +210,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
       if (dpop) headers.dpop = await dpop.proof('POST', url)
       const { res, json } = await post(url, form, { ...init, headers })
-      const fresh = dpop?.nonce(url, res)
+      // Requests in flight when the nonce changed all carry the old one: each may retry once.
+      dpop?.nonce(url, res)
       if (res.ok) return { res, json }
-      if (!retried && fresh && isObject(json) && json.error == 'use_dpop_nonce') continue
+      if (!retried && dpop && res.headers.has('dpop-nonce') && isObject(json) && json.error == 'use_dpop_nonce') continue
       throw failure(res, json, 'POST ' + url, refreshing, form.refresh_token)
     }
   }
@@ -545,10 +546,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         headers.set('authorization', s.type + ' ' + s.at)
         if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
         const res = await (base ? send(new Request(base.clone(), { headers })) : send(input, { ...init, headers }))
-        const fresh = dpop?.nonce(url, res)
+        dpop?.nonce(url, res)
         if (res.status != 401 || !replayable) return res
         const challenge = res.headers.get('www-authenticate') ?? ''
-        if (!nonced && fresh && s.type == 'DPoP' && /\buse_dpop_nonce\b/.test(challenge)) {
+        if (!nonced && s.type == 'DPoP' && res.headers.has('dpop-nonce') && /\buse_dpop_nonce\b/.test(challenge)) {
           nonced = true
         } else if (!refreshed && (!challenge || /\binvalid_token\b/.test(challenge)) && (s.rt || custom)) {
           refreshed = true
