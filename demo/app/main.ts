@@ -1,0 +1,292 @@
+// The latchkey demo page: sign in at a real authorization server, call a DPoP-checking API,
+// force an expiry, call a third-party origin, and watch storage stay empty of tokens.
+
+import { createTokenManager, isLatchkeyError } from '../../src/index.js'
+import { inspectStorage } from './storage.js'
+
+interface DemoConfig {
+  clientId: string
+  authorizationEndpoint: string
+  tokenEndpoint: string
+  revocationEndpoint: string
+  redirectUri: string
+  scope: string
+  apiOrigin: string
+  thirdPartyOrigin: string
+}
+
+const MAX_LOG_ENTRIES = 80
+const BATCH_SIZE = 20
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const element = document.getElementById(id)
+  if (!element) throw new Error(`#${id} is missing from index.html`)
+  return element as T
+}
+
+/** Builds an element with text content only: nothing from a server is ever parsed as HTML. */
+function el(tag: string, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
+  const element = document.createElement(tag)
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value)
+  element.append(...children)
+  return element
+}
+
+function errorText(error: unknown): string {
+  if (isLatchkeyError(error)) return `${error.code}: ${error.message}`
+  return error instanceof Error ? error.message : String(error)
+}
+
+const config = (await (await fetch('/config.json')).json()) as DemoConfig
+
+const tm = createTokenManager({
+  clientId: config.clientId,
+  tokenEndpoint: config.tokenEndpoint,
+  revocationEndpoint: config.revocationEndpoint,
+  allowedOrigins: [config.apiOrigin],
+  dpop: true,
+})
+
+// ---- Event log ----
+
+const events = $('events')
+
+function log(kind: string, text: string): void {
+  events.querySelector('.empty')?.remove()
+  const time = new Date().toLocaleTimeString([], { hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit' })
+  events.prepend(el('li', {}, el('time', {}, time), el('span', { class: 'kind', 'data-kind': kind }, kind), el('span', { class: 'text' }, text)))
+  while (events.children.length > MAX_LOG_ENTRIES) events.lastElementChild?.remove()
+  scheduleStorageScan()
+}
+
+$('clear-log').addEventListener('click', () => events.replaceChildren(el('li', { class: 'empty' }, 'Nothing yet.')))
+
+const secondsLeft = (expiresAt: number | undefined): string =>
+  expiresAt === undefined ? 'unknown lifetime' : `expires in ${Math.max(0, Math.round((expiresAt - Date.now()) / 1000))} s`
+
+// ---- Session panel ----
+
+let refreshCount = 0
+let lifetimeMs: number | undefined
+let thumbprint: string | undefined
+
+tm.on('tokens', ({ reason, expiresAt, tokenType, generation }) => {
+  lifetimeMs = expiresAt === undefined ? undefined : expiresAt - Date.now()
+  log('tokens', `${reason} · ${tokenType} · ${secondsLeft(expiresAt)} · generation ${generation}`)
+  render()
+})
+tm.on('refresh', ({ reason, generation }) => {
+  refreshCount += 1
+  log('refresh', `one token request (${reason}) · generation ${generation}`)
+  render()
+})
+tm.on('refresh-error', ({ reason, error }) => log('refresh-error', `${reason}: ${errorText(error)}`))
+tm.on('session-expired', ({ error }) => {
+  log('session-expired', errorText(error))
+  render()
+})
+tm.on('logout', ({ reason }) => {
+  log('logout', reason === 'tab' ? 'signed out in another tab' : 'signed out; refresh token revoked')
+  render()
+})
+tm.on('warning', ({ code, message }) => log('warning', `${code}: ${message}`))
+
+function render(): void {
+  const status = tm.status()
+  const signedIn = status !== undefined
+  $('signed-out').hidden = signedIn
+  $('session').hidden = !signedIn
+  $('actions').hidden = !signedIn
+  const pill = $('status-pill')
+  pill.dataset['state'] = signedIn ? 'in' : 'out'
+  pill.textContent = signedIn ? 'Signed in' : 'Signed out'
+  if (!signedIn) return
+  $('token-type').textContent = status.tokenType
+  $('generation').textContent = String(status.generation)
+  $('scope').textContent = status.scope ?? '–'
+  $('refresh-count').textContent = String(refreshCount)
+  $('thumbprint').textContent = thumbprint ?? '…'
+  if (thumbprint === undefined) {
+    tm.dpopThumbprint().then((jkt) => {
+      thumbprint = jkt
+      $('thumbprint').textContent = jkt
+    }, (error: unknown) => log('error', `thumbprint: ${errorText(error)}`))
+  }
+  tick()
+}
+
+function tick(): void {
+  const expiresAt = tm.status()?.expiresAt
+  if (expiresAt === undefined) {
+    $('time-left').textContent = '–'
+    return
+  }
+  const left = Math.max(0, expiresAt - Date.now())
+  const seconds = Math.ceil(left / 1000)
+  $('time-left').textContent = seconds >= 60 ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}` : `${seconds} s`
+  const fraction = lifetimeMs ? Math.min(1, left / lifetimeMs) : 0
+  $('time-bar').style.width = `${(fraction * 100).toFixed(1)}%`
+  $('session').querySelector<HTMLElement>('.countdown')!.dataset['state'] = left === 0 ? 'due' : 'live'
+}
+setInterval(tick, 250)
+
+// ---- Results ----
+
+const result = $('result')
+
+function showResult(state: 'ok' | 'bad' | 'busy', headline: (Node | string)[], ...details: Node[]): void {
+  result.dataset['state'] = state
+  result.replaceChildren(el('p', { class: 'headline' }, ...headline), ...details)
+}
+
+const tag = (text: string, state?: 'ok' | 'bad') => el('span', state ? { class: 'tag', 'data-state': state } : { class: 'tag' }, text)
+const pre = (value: unknown) => el('pre', {}, JSON.stringify(value, null, 2))
+const checks = (...items: [string, boolean][]) =>
+  el('ul', { class: 'checks' }, ...items.map(([text, ok]) => el('li', ok ? {} : { 'data-state': 'bad' }, text)))
+
+/** Runs one button's action with the button disabled, reporting any error in the result panel. */
+function action(id: string, run: () => Promise<void>): void {
+  const button = $<HTMLButtonElement>(id)
+  button.addEventListener('click', async () => {
+    button.disabled = true
+    try {
+      await run()
+    } catch (error) {
+      showResult('bad', [tag('error', 'bad'), errorText(error)])
+      log('error', errorText(error))
+    } finally {
+      button.disabled = false
+      render()
+    }
+  })
+}
+
+action('call-api', async () => {
+  showResult('busy', ['Calling GET /api/me…'])
+  const started = performance.now()
+  const response = await tm.fetch(`${config.apiOrigin}/api/me`)
+  const ms = Math.round(performance.now() - started)
+  const body: unknown = await response.json()
+  showResult(response.ok ? 'ok' : 'bad', [tag(String(response.status), response.ok ? 'ok' : 'bad'), `GET /api/me · ${ms} ms`], pre(body))
+  log('api', `GET /api/me → ${response.status}`)
+})
+
+action('call-many', async () => {
+  showResult('busy', [`Sending ${BATCH_SIZE} requests at once…`])
+  const refreshesBefore = refreshCount
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: BATCH_SIZE }, () => tm.fetch(`${config.apiOrigin}/api/items`).then((r) => r.status)),
+  )
+  const statuses = new Map<string, number>()
+  for (const outcome of outcomes) {
+    const key = outcome.status === 'fulfilled' ? String(outcome.value) : errorText(outcome.reason)
+    statuses.set(key, (statuses.get(key) ?? 0) + 1)
+  }
+  const refreshes = refreshCount - refreshesBefore
+  const allOk = statuses.size === 1 && statuses.has('200')
+  const summary = [...statuses].map(([status, n]) => `${n} × ${status}`).join(', ')
+  showResult(allOk ? 'ok' : 'bad', [tag(allOk ? 'all 200' : 'mixed', allOk ? 'ok' : 'bad'), `${BATCH_SIZE} × GET /api/items`],
+    checks([`Responses: ${summary}`, allOk], [`Token refreshes during the batch: ${refreshes} (never more than one)`, refreshes <= 1]))
+  log('api', `${BATCH_SIZE} concurrent calls → ${summary}; ${refreshes} refresh`)
+})
+
+action('expire', async () => {
+  // A demo control on the API, not an OAuth call: plain fetch, no token needed.
+  const response = await fetch(`${config.apiOrigin}/demo/expire`, { method: 'POST' })
+  if (!response.ok) throw new Error(`POST /demo/expire answered ${response.status}`)
+  showResult('ok', [tag('expired', 'ok'), 'The API now rejects the current access token.'],
+    el('p', { class: 'muted small' }, 'Call the API: latchkey sees the 401, refreshes once, and retries the request.'))
+  log('api', 'API told to reject every token issued so far')
+})
+
+action('third-party', async () => {
+  showResult('busy', ['Calling the third-party origin…'])
+  const response = await tm.fetch(`${config.thirdPartyOrigin}/data`)
+  const body = (await response.json()) as { receivedHeaders: string[]; authorization: boolean; dpop: boolean }
+  const clean = !body.authorization && !body.dpop
+  showResult(clean ? 'ok' : 'bad', [tag(String(response.status), clean ? 'ok' : 'bad'), `GET ${config.thirdPartyOrigin}/data`],
+    checks(['No Authorization header arrived', !body.authorization], ['No DPoP proof arrived', !body.dpop]),
+    el('p', { class: 'muted small' }, `Headers it received: ${body.receivedHeaders.join(', ')}`))
+  log('api', `third-party call → ${response.status}; ${clean ? 'no token, no proof' : 'CREDENTIALS LEAKED'}`)
+})
+
+action('sign-out', async () => {
+  await tm.logout()
+  refreshCount = 0
+  thumbprint = undefined
+  showResult('ok', ['Signed out.'])
+})
+
+action('sign-in', async () => {
+  const url = await tm.authorizationUrl({
+    authorizationEndpoint: config.authorizationEndpoint,
+    redirectUri: config.redirectUri,
+    scope: config.scope,
+    resource: config.apiOrigin,
+  })
+  location.assign(url)
+})
+
+// ---- Storage inspector ----
+
+let scanning: Promise<void> | undefined
+let rescan = false
+
+function scheduleStorageScan(): void {
+  if (scanning) {
+    rescan = true
+    return
+  }
+  scanning = scanStorage().finally(() => {
+    scanning = undefined
+    if (rescan) {
+      rescan = false
+      scheduleStorageScan()
+    }
+  })
+}
+
+async function scanStorage(): Promise<void> {
+  const verdict = $('storage-verdict')
+  try {
+    const report = await inspectStorage()
+    $('storage').replaceChildren(...report.areas.map(({ name, entries }) =>
+      el('div', { class: 'area' },
+        el('div', { class: 'area-head' }, el('span', {}, name), el('span', {}, entries.length ? `${entries.length} item${entries.length === 1 ? '' : 's'}` : 'empty')),
+        ...(entries.length ? [el('ul', {}, ...entries.map(({ key, value }) => el('li', {}, el('b', {}, key), ` = ${value}`)))] : []))))
+    verdict.dataset['state'] = report.jwtFound ? 'bad' : 'ok'
+    verdict.textContent = report.jwtFound ? 'Token-shaped value found' : 'No token-shaped value'
+  } catch (error) {
+    verdict.dataset['state'] = 'warn'
+    verdict.textContent = 'Could not read storage'
+    log('warning', `storage inspector: ${errorText(error)}`)
+  }
+}
+
+setInterval(scheduleStorageScan, 2000)
+
+// ---- Start ----
+
+const here = new URL(location.href)
+if (here.searchParams.has('code') || here.searchParams.has('error')) {
+  try {
+    await tm.handleRedirect(here)
+  } catch (error) {
+    const message = $('signin-message')
+    message.hidden = false
+    message.dataset['state'] = 'bad'
+    message.textContent = `Sign-in failed: ${errorText(error)}`
+    log('error', `sign-in: ${errorText(error)}`)
+  } finally {
+    // The code and state have done their job; keep them out of the address bar and history.
+    history.replaceState(null, '', here.pathname)
+  }
+} else {
+  try {
+    if (await tm.restore()) log('tokens', 'session adopted from another tab')
+  } catch (error) {
+    log('warning', `restore: ${errorText(error)}`)
+  }
+}
+render()
+scheduleStorageScan()

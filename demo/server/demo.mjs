@@ -1,0 +1,84 @@
+// Starts the whole demo: the SPA's static server, the API, the authorization server and the
+// third-party server, wired to each other. Used by `npm start` and by the e2e suite.
+
+import { fileURLToPath } from 'node:url'
+import { startApiServer } from './api.mjs'
+import { startAuthServer } from './as.mjs'
+import { startStaticServer } from './static.mjs'
+import { startThirdPartyServer } from './third-party.mjs'
+
+export const DIST_DIR = fileURLToPath(new URL('../dist/', import.meta.url))
+
+/**
+ * Starts all demo servers on loopback. The SPA must already be built into `root`.
+ *
+ * @param {object} [options]
+ * @param {string} [options.root] built SPA directory, default demo/dist
+ * @param {number} [options.accessTokenTTL=60] seconds
+ * @param {boolean} [options.requireNonce=true] DPoP nonces at both the AS and the API
+ * @param {{ app?: number, as?: number, api?: number, thirdParty?: number }} [options.ports] 0 = free port
+ * @param {string} [options.host='127.0.0.1']
+ * @returns {Promise<{ appUrl: string, as: Awaited<ReturnType<typeof startAuthServer>>,
+ *   api: Awaited<ReturnType<typeof startApiServer>>, thirdParty: Awaited<ReturnType<typeof startThirdPartyServer>>,
+ *   config: Record<string, string>, stop(): Promise<void> }>}
+ */
+export async function startDemo({
+  root = DIST_DIR,
+  accessTokenTTL = 60,
+  requireNonce = true,
+  ports = {},
+  host = '127.0.0.1',
+} = {}) {
+  const started = []
+  let config = {}
+  try {
+    // The app's origin comes first: the AS registers it as redirect URI and CORS origin.
+    const app = await startStaticServer({
+      root,
+      host,
+      port: ports.app ?? 0,
+      config: () => config,
+      connectOrigins: () => [config.issuer, config.apiOrigin, config.thirdPartyOrigin].filter(Boolean),
+    })
+    started.push(app)
+    const api = await startApiServer({ host, port: ports.api ?? 0, requireNonce, corsOrigins: [app.origin] })
+    started.push(api)
+    const as = await startAuthServer({
+      host,
+      port: ports.as ?? 0,
+      accessTokenTTL,
+      requireNonce,
+      resource: api.origin,
+      redirectUris: [`${app.origin}/`],
+      corsOrigins: [app.origin],
+    })
+    started.push(as)
+    api.setIssuer(as.issuer)
+    const thirdParty = await startThirdPartyServer({ host, port: ports.thirdParty ?? 0 })
+    started.push(thirdParty)
+
+    config = {
+      clientId: 'spa',
+      issuer: as.issuer,
+      authorizationEndpoint: as.provider.urlFor('authorization'),
+      tokenEndpoint: as.provider.urlFor('token'),
+      revocationEndpoint: as.provider.urlFor('revocation'),
+      redirectUri: `${app.origin}/`,
+      scope: 'openid offline_access api:read',
+      apiOrigin: api.origin,
+      thirdPartyOrigin: thirdParty.origin,
+    }
+
+    return {
+      appUrl: `${app.origin}/`,
+      as,
+      api,
+      thirdParty,
+      config,
+      stop: () => Promise.all(started.map((s) => s.stop())).then(() => undefined),
+    }
+  } catch (error) {
+    await Promise.allSettled(started.map((s) => s.stop()))
+    throw error
+  }
+}

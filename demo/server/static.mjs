@@ -1,0 +1,74 @@
+// Serves the built SPA (demo/dist) and its /config.json, with the headers a token-holding page
+// should have: a strict CSP (only the demo's own servers are reachable) and no Referer, so the
+// authorization code in the redirect URL goes nowhere.
+
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { extname, join, normalize, sep } from 'node:path'
+import { close, listen, sendJson } from './http.mjs'
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.map': 'application/json',
+  '.json': 'application/json',
+}
+
+/**
+ * Starts the static server for the demo SPA on loopback.
+ *
+ * @param {object} options
+ * @param {string} options.root directory with the built app (index.html, app.js, styles.css)
+ * @param {() => Record<string, unknown>} options.config what /config.json returns; called per
+ *   request because the other servers start after this one (the AS needs the app's origin)
+ * @param {() => string[]} [options.connectOrigins] origins the page may fetch, for the CSP
+ * @param {number} [options.port=0] 0 picks a free port
+ * @param {string} [options.host='127.0.0.1']
+ * @returns {Promise<{ url: string, origin: string, port: number, stop(): Promise<void> }>}
+ */
+export async function startStaticServer({ root, config, connectOrigins = () => [], port = 0, host = '127.0.0.1' }) {
+  const base = normalize(root + sep)
+
+  const server = createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://static.invalid')
+    const security = {
+      'content-security-policy': [
+        "default-src 'self'",
+        `connect-src 'self' ${connectOrigins().join(' ')}`,
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+      ].join('; '),
+      'referrer-policy': 'no-referrer',
+      'x-content-type-options': 'nosniff',
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end()
+      return
+    }
+    if (pathname === '/config.json') {
+      sendJson(res, 200, config(), security)
+      return
+    }
+    // Every other path is a file of the app; "/" (also with ?code=… on the way back from sign-in)
+    // is index.html.
+    try {
+      const file = normalize(join(base, pathname === '/' ? 'index.html' : decodeURIComponent(pathname.slice(1))))
+      if (!file.startsWith(base)) throw new Error('outside the app directory')
+      const body = await readFile(file)
+      res.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'cache-control': 'no-cache',
+        ...security,
+      })
+      res.end(req.method === 'HEAD' ? undefined : body)
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain', ...security }).end('not found')
+    }
+  })
+  const { port: actualPort, origin } = await listen(server, port, host)
+  return { url: origin, origin, port: actualPort, stop: () => close(server) }
+}

@@ -1,0 +1,54 @@
+import { expect, test } from './fixtures.js'
+import { createNodeClient, runAction, signIn } from './helpers.js'
+
+test('sign-out revokes the refresh token at the authorization server', async ({ page, demo, tokens }) => {
+  await signIn(page, demo)
+  await runAction(page, 'expire')
+  expect((await runAction(page, 'call-api')).state).toBe('ok') // one rotation, so there is an old and a current token
+  await tokens.settled()
+  const refreshTokens = [...tokens.refresh]
+  expect(refreshTokens).toHaveLength(2)
+  const current = refreshTokens.at(-1)!
+
+  const before = await demo.as.provider.RefreshToken.find(current)
+  expect(before).toBeTruthy()
+  const grantId = before!.grantId
+  expect(await demo.as.provider.Grant.find(grantId)).toBeTruthy()
+
+  await page.locator('#sign-out').click()
+  await expect(page.locator('#signed-out')).toBeVisible()
+  await expect(page.locator('#status-pill')).toHaveText('Signed out')
+
+  expect(demo.as.counts.revocations).toBe(1)
+  expect(await demo.as.provider.RefreshToken.find(current)).toBeUndefined()
+  expect(await demo.as.provider.Grant.find(grantId)).toBeUndefined()
+
+  // Presenting it anyway, from outside the browser with a fresh DPoP proof, is refused.
+  const replay = await (await createNodeClient(demo)).tokenRequest({ grant_type: 'refresh_token', refresh_token: current })
+  expect(replay.status).toBe(400)
+  expect(replay.body['error']).toBe('invalid_grant')
+  expect(demo.as.counts.refreshToken).toBe(1)
+
+  // Logout also deleted the DPoP key.
+  const keysLeft = await page.evaluate(async () => {
+    let count = 0
+    for (const { name } of await indexedDB.databases()) {
+      if (!name) continue
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const open = indexedDB.open(name)
+        open.onsuccess = () => resolve(open.result)
+        open.onerror = () => reject(open.error)
+      })
+      for (const storeName of Array.from(db.objectStoreNames)) {
+        const values = await new Promise<unknown[]>((resolve) => {
+          const req = db.transaction(storeName, 'readonly').objectStore(storeName).getAll()
+          req.onsuccess = () => resolve(req.result)
+        })
+        count += values.filter((v) => v instanceof CryptoKey || (v as { privateKey?: unknown })?.privateKey instanceof CryptoKey).length
+      }
+      db.close()
+    }
+    return count
+  })
+  expect(keysLeft).toBe(0)
+})
