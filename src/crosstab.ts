@@ -75,8 +75,8 @@ export function browserCrossTab(id: string): CrossTab | undefined {
   if (!locks || typeof BroadcastChannel != 'function') return
   const name = 'latchkey:' + id
   const channel = new BroadcastChannel(name)
-  const local = localCrossTab()
   let store: ReturnType<typeof createStore> | undefined
+  const db = () => (store ??= createStore('latchkey', 'keys'))
   let release: (() => void) | undefined
   return {
     lock: (lock, fn) => locks.request(name + ':' + lock, fn) as Promise<Awaited<ReturnType<typeof fn>>>,
@@ -87,19 +87,9 @@ export function browserCrossTab(id: string): CrossTab | undefined {
       return () => channel.removeEventListener('message', on)
     },
     // IndexedDB, unlike localStorage, is read through the same backend the last lock holder wrote to.
-    async read() {
-      try {
-        return ((await get(name, (store ??= createStore('latchkey', 'keys')))) as SharedCounters) ?? { gen: 0, epoch: 0 }
-      } catch {
-        return local.read()
-      }
-    },
-    async write(value) {
-      await local.write(value)
-      try {
-        await set(name, value, (store ??= createStore('latchkey', 'keys')))
-      } catch {}
-    },
+    // Without IndexedDB the counters stay at zero: tabs still share the lock and the channel.
+    read: async () => ((await get(name, db()).catch(() => {})) as SharedCounters) ?? { gen: 0, epoch: 0 },
+    write: (value) => set(name, value, db()).catch(() => {}),
     async peers() {
       const { held = [] } = await locks.query()
       return held.some((l) => l.name == name + ':session')

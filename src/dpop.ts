@@ -35,32 +35,17 @@ export function createDPoP(
 ): DPoP {
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
-  let persisted = true
-
-  const read = async () => {
-    try {
-      return (await store.get(id)) as CryptoKeyPair | undefined
-    } catch {
-      persisted = false
-      warn('key_store_unavailable', 'the DPoP key store cannot be read; using a key for this page only')
-    }
-  }
-
   const load = async (): Promise<Key> => {
-    let pair = await read()
-    if (!pair) {
-      pair = await lock(async () => {
-        let p = persisted ? await read() : undefined
+    const pair =
+      ((await store.get(id).catch(() => warn('key_store_unavailable', 'DPoP key store unreadable'))) as CryptoKeyPair | undefined) ??
+      (await lock(async () => {
+        let p = (await store.get(id).catch(() => {})) as CryptoKeyPair | undefined
         if (!p) {
           p = await crypto.subtle.generateKey(ALG, false, ['sign', 'verify'])
-          if (persisted)
-            await store.set(id, p).catch(() =>
-              warn('key_not_persisted', 'the DPoP key could not be stored; it lasts for this page only'),
-            )
+          await store.set(id, p).catch(() => warn('key_not_persisted', 'DPoP key not stored'))
         }
         return p
-      })
-    }
+      }))
     const { x, y } = await crypto.subtle.exportKey('jwk', pair.publicKey)
     const jwk = { crv: 'P-256', kty: 'EC', x, y }
     return {
@@ -77,15 +62,8 @@ export function createDPoP(
     async proof(htm, url, ath) {
       const { pair, header } = await get()
       const u = new URL(url)
-      const nonce = nonces.get(u.origin)
-      const claims: Record<string, unknown> = {
-        jti: random(16),
-        htm,
-        htu: u.origin + u.pathname,
-        iat: Math.floor(Date.now() / 1000),
-      }
-      if (ath) claims.ath = ath
-      if (nonce) claims.nonce = nonce
+      // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
+      const claims = { jti: random(16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await crypto.subtle.sign(SIGN, pair.privateKey, encoder.encode(input)))
     },

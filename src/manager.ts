@@ -1,4 +1,4 @@
-import { browserCrossTab, localCrossTab, type CrossTab, type SharedSession } from './crosstab.js'
+import { browserCrossTab, localCrossTab, type CrossTab, type SharedCounters, type SharedSession } from './crosstab.js'
 import { createDPoP } from './dpop.js'
 import {
   DPoPProofError,
@@ -34,19 +34,11 @@ type Fresh = Omit<Session, 'gen' | 'epoch'>
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
 const MAX_LIFETIME = 366 * 86400
 const LOGIN = 'latchkey:login:'
-const STANDARD_METHOD = /^(delete|get|head|options|post|put)$/i
 
-function checkURL(value: unknown, name: string): URL {
-  let url: URL
-  try {
-    url = new URL(value as string)
-  } catch {
-    throw new TypeError(`${name}: not an absolute URL`)
-  }
-  if (url.protocol != 'https:' && !(url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
-    throw new TypeError(`${name}: ${url.origin} is neither https nor loopback http`)
-  return url
-}
+const here = () => globalThis.location?.href
+
+/** The session is over (as opposed to a failure that may pass). */
+const ended = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
 const discard = (res: Response) => void res.body?.cancel().catch(() => {})
 
@@ -59,6 +51,22 @@ const loginStorage = (): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> =>
     setItem: (k: string, v: string) => void memoryStorage.set(k, v),
     removeItem: (k: string) => void memoryStorage.delete(k),
   }
+
+/** Throws the TypeError of a bad argument, naming it. */
+const invalid = (name: string, why = 'invalid'): never => {
+  throw new TypeError(name + ': ' + why)
+}
+
+/** An absolute https URL, or http on a loopback host. */
+const checkURL = (value: unknown, name: string): URL => {
+  let url: URL | undefined
+  try {
+    url = new URL(value as string)
+  } catch {}
+  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
+    ? url
+    : invalid(name, 'not an https (or loopback http) URL')
+}
 
 /**
  * Creates a token manager: tokens in memory, attached only to `allowedOrigins`, DPoP-bound by
@@ -77,27 +85,25 @@ const loginStorage = (): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> =>
  * @see RFC 6749, RFC 6750, RFC 7009, RFC 9449, RFC 9700
  */
 export function createTokenManager(options: TokenManagerOptions): TokenManager {
-  const { clientId, tokenEndpoint, revocationEndpoint, refresh: custom } = options
-  if (!clientId || typeof clientId != 'string') throw new TypeError('clientId: a non-empty string is required')
-  if (!Array.isArray(options.allowedOrigins)) throw new TypeError('allowedOrigins: an array of origins is required')
+  const { clientId, tokenEndpoint, revocationEndpoint, refresh: custom, allowedOrigins } = options
+  if (!clientId || typeof clientId != 'string') invalid('clientId')
   const origins = new Set(
-    options.allowedOrigins.map((o, i) => {
+    (Array.isArray(allowedOrigins) ? allowedOrigins : invalid('allowedOrigins')).map((o, i) => {
       const url = checkURL(o, `allowedOrigins[${i}]`)
-      if (url.href != url.origin + '/') throw new TypeError(`allowedOrigins[${i}]: an origin has no path, query or fragment`)
-      return url.origin
+      return url.href == url.origin + '/' ? url.origin : invalid(`allowedOrigins[${i}]`, 'not an origin')
     }),
   )
-  if (tokenEndpoint) checkURL(tokenEndpoint, 'tokenEndpoint')
-  else if (!custom) throw new TypeError('tokenEndpoint: required unless refresh is given')
+  if (tokenEndpoint || !custom) checkURL(tokenEndpoint, 'tokenEndpoint')
   if (revocationEndpoint) checkURL(revocationEndpoint, 'revocationEndpoint')
   const endpoint = typeof custom == 'string' ? { url: custom } : typeof custom == 'object' ? custom : undefined
-  if (endpoint && !endpoint.url) throw new TypeError('refresh: a URL is required')
+  if (endpoint && !endpoint.url) invalid('refresh')
   const dpopOption = options.dpop ?? true
   const persist = !!options.persist
-  if (persist && !dpopOption) throw new TypeError('persist: only DPoP-bound refresh tokens may be stored; enable dpop')
+  if (persist && !dpopOption) invalid('persist', 'requires dpop')
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
   const timeout = (options.timeoutSeconds ?? 10) * 1000
-  if (!(leeway >= 0) || !(timeout > 0)) throw new TypeError('refreshLeewaySeconds, timeoutSeconds: positive numbers are required')
+  if (!(leeway >= 0)) invalid('refreshLeewaySeconds')
+  if (!(timeout > 0)) invalid('timeoutSeconds')
 
   const send: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init)
   const id = clientId + '@' + (tokenEndpoint ?? endpoint?.url ?? '')
@@ -162,17 +168,31 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     if (persist) void forget()
   }
 
-  /** POSTs a form with a timeout; reads the whole body within it. */
-  const post = async (url: string, form: Record<string, string>, init: RequestInit = {}) => {
+  /** Runs `fn` with a timeout; failures become typed errors. */
+  const timed = async <T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     const ctl = new AbortController()
-    const timer = setTimeout(() => ctl.abort(), timeout)
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
+      return await Promise.race([
+        fn(ctl.signal),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => (ctl.abort(), reject(new TimeoutError(what + ' timed out'))), timeout))),
+      ])
+    } catch (e) {
+      throw isLatchkeyError(e) ? e : new NetworkError(what + ' failed', { cause: e })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** POSTs a form; reads the whole body within the timeout. */
+  const post = (url: string, form: Record<string, string>, init: RequestInit = {}) =>
+    timed('POST ' + url, async (signal) => {
       const res = await send(url, {
         method: 'POST',
         ...init,
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...init.headers },
         body: new URLSearchParams(form),
-        signal: ctl.signal,
+        signal,
       })
       const text = await res.text()
       let json: unknown
@@ -182,26 +202,18 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         // The parser's message quotes the input: never keep it.
       }
       return { res, json }
-    } catch (e) {
-      throw ctl.signal.aborted ? new TimeoutError(`POST ${url} timed out`) : new NetworkError(`POST ${url} failed`, { cause: e })
-    } finally {
-      clearTimeout(timer)
-    }
-  }
+    })
 
   const failure = (res: Response, json: unknown, where: string, refreshing: boolean, presented?: string) => {
-    const error = isObject(json) && typeof json.error == 'string' ? scrub(json.error, presented) : undefined
-    const description =
-      isObject(json) && typeof json.error_description == 'string' ? scrub(json.error_description, presented) : undefined
-    const message = `${where}: ${error ?? 'HTTP ' + res.status}${description ? ' (' + description + ')' : ''}`
+    const o = isObject(json) ? json : {}
+    const text = (v: unknown) => (typeof v == 'string' ? scrub(v, presented) : undefined)
+    const error = text(o.error)
+    const description = text(o.error_description)
+    const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
     if (refreshing && (error == 'invalid_grant' || (!error && endpoint && res.status == 401)))
-      return new SessionExpiredError(message, {
-        response: res,
-        cause: error && new OAuthError(message, error, description, { response: res }),
-      })
-    if (error == 'invalid_dpop_proof') return new DPoPProofError(message, description, { response: res })
-    if (error) return new OAuthError(message, error, description, { response: res })
-    return new ResponseError(message, { response: res })
+      return new SessionExpiredError(message, { response: res, error, description })
+    const Kind = error == 'invalid_dpop_proof' ? DPoPProofError : error ? OAuthError : ResponseError
+    return new Kind(message, { response: res, error, description })
   }
 
   /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
@@ -213,43 +225,48 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       // Requests in flight when the nonce changed all carry the old one: each may retry once.
       dpop?.nonce(url, res)
       if (res.ok) return { res, json }
-      if (!retried && dpop && res.headers.has('dpop-nonce') && isObject(json) && json.error == 'use_dpop_nonce') continue
+      if (!retried && dpop && res.headers.has('dpop-nonce') && (json as { error?: unknown })?.error == 'use_dpop_nonce') continue
       throw failure(res, json, 'POST ' + url, refreshing, form.refresh_token)
     }
   }
 
   /** Validates a token response strictly (RFC 6749 §5.1); `received` is when it arrived. */
   const parse = (json: unknown, where: string, prev?: Session, res?: Response, received = now()): Fresh => {
-    const bad = (what: string) => new ResponseError(`${where}: ${what}`, res && { response: res })
-    if (!isObject(json)) throw bad('the token response is not a JSON object')
-    const { access_token: at, token_type: tt, expires_in: ei, refresh_token: rt, scope } = json
-    if (typeof at != 'string' || !at) throw bad('access_token is missing')
+    const o = isObject(json) ? json : {}
+    const { access_token: at, token_type: tt, expires_in: ei, refresh_token: rt, scope } = o
     const t = typeof tt == 'string' && tt.toLowerCase()
-    const type = t == 'dpop' ? 'DPoP' : t == 'bearer' ? 'Bearer' : undefined
-    if (!type) throw bad('token_type is neither Bearer nor DPoP')
-    if (type == 'DPoP' && !dpop) throw bad('token_type is DPoP but DPoP is off')
+    // A DPoP-bound token is useless without DPoP, and is never downgraded to Bearer.
+    const type = t == 'dpop' && dpop ? 'DPoP' : t == 'bearer' ? 'Bearer' : undefined
     const life = typeof ei == 'string' && /^\d{1,9}$/.test(ei) ? +ei : ei
-    if (life !== undefined && !(typeof life == 'number' && life > 0 && life <= MAX_LIFETIME))
-      throw bad('expires_in is not a lifetime in seconds')
-    if (rt !== undefined && (typeof rt != 'string' || !rt)) throw bad('refresh_token is malformed')
-    if (scope !== undefined && typeof scope != 'string') throw bad('scope is malformed')
+    const wrong =
+      o != json
+        ? 'body'
+        : typeof at != 'string' || !at
+          ? 'access_token'
+          : !type
+            ? 'token_type'
+            : life !== undefined && !(typeof life == 'number' && life > 0 && life <= MAX_LIFETIME)
+              ? 'expires_in'
+              : rt !== undefined && (typeof rt != 'string' || !rt)
+                ? 'refresh_token'
+                : scope !== undefined && typeof scope != 'string' && 'scope'
+    if (wrong) throw new ResponseError(`${where}: invalid ${wrong}`, { response: res })
     return {
-      at,
-      type,
-      exp: life ? received + life * 1000 : undefined,
-      life: life ? life * 1000 : undefined,
-      rt: rt ?? prev?.rt,
-      scope: scope ?? prev?.scope,
+      at: at as string,
+      type: type!,
+      exp: life ? received + (life as number) * 1000 : undefined,
+      life: life ? (life as number) * 1000 : undefined,
+      rt: (rt as string | undefined) ?? prev?.rt,
+      scope: (scope as string | undefined) ?? prev?.scope,
     }
   }
 
-  const share = ({ at, type, exp, life, rt, scope }: Session): SharedSession => ({ at, type, exp, life, rt, scope })
-
-  const announce = async (s: Session) =>
-    tabs.post({ type: 'tokens', epoch: s.epoch, gen: s.gen, jkt: s.type == 'DPoP' ? await dpop!.jkt() : undefined, session: share(s) })
+  const announce = async ({ gen, epoch, ath, ...session }: Session) =>
+    tabs.post({ type: 'tokens', epoch, gen, jkt: session.type == 'DPoP' ? await dpop!.jkt() : undefined, session })
 
   /** Installs a new session while holding the refresh lock: counters, persistence, other tabs, listeners. */
-  const commit = async (s: Session, reason: TokenManagerEvents['tokens']['reason']) => {
+  const commit = async (fresh: Fresh, reason: TokenManagerEvents['tokens']['reason'], c: SharedCounters, epoch: number) => {
+    const s: Session = { ...fresh, gen: Math.max(c.gen, session?.gen ?? 0) + 1, epoch }
     session = s
     floor = Math.max(floor, s.epoch)
     tabs.hold?.(true)
@@ -258,14 +275,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     await announce(s)
     emit('tokens', { ...info(s), reason })
     wake()
+    return s
   }
 
   const install = (fresh: Fresh, reason: 'login' | 'set') => {
     const e0 = era
     return tabs.lock('refresh', async () => {
       const c = await tabs.read()
-      if (e0 != era) throw new NoSessionError('signed out meanwhile')
-      await commit({ ...fresh, gen: Math.max(c.gen, session?.gen ?? 0) + 1, epoch: Math.max(c.epoch, floor) }, reason)
+      if (e0 != era) throw new NoSessionError('signed out')
+      await commit(fresh, reason, c, Math.max(c.epoch, floor))
     })
   }
 
@@ -286,7 +304,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const data = await crypto.subtle.encrypt({ ...aad, iv }, await aesKey(), encoder.encode(s.rt))
       await keyStore.set('rt:' + id, { iv, data, gen: s.gen, epoch: s.epoch, scope: s.scope })
     } catch {
-      warn('session_not_persisted', 'the session could not be stored; it will not survive a reload')
+      warn('session_not_persisted', 'session not stored')
     }
   }
   const load = async (): Promise<Session | undefined> => {
@@ -301,10 +319,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
   const forget = () => keyStore.delete('rt:' + id).catch(() => {})
 
-  const revoke = async (token: string | undefined, hint = 'refresh_token') => {
+  const revoke = async (token: string | undefined) => {
     if (!token || !revocationEndpoint) return
     try {
-      const { res } = await post(revocationEndpoint, { token, token_type_hint: hint, client_id: clientId })
+      const { res } = await post(revocationEndpoint, { token, token_type_hint: 'refresh_token', client_id: clientId })
       if (!res.ok) throw new ResponseError(`POST ${revocationEndpoint}: HTTP ${res.status}`, { response: res })
     } catch (e) {
       warn('revocation_failed', (e as Error).message)
@@ -316,35 +334,24 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const form: Record<string, string> = { grant_type: 'refresh_token', client_id: clientId }
       if (rt) form.refresh_token = rt
       const init: RequestInit = { credentials: endpoint.credentials ?? 'same-origin', headers: endpoint.headers ?? {} }
-      return { ...(await grant(new URL(endpoint.url, globalThis.location?.href).href, form, init, true)), where: 'POST ' + endpoint.url }
+      return { ...(await grant(new URL(endpoint.url, here()).href, form, init, true)), where: 'POST ' + endpoint.url }
     }
     const fn = custom as (context: RefreshContext) => Promise<unknown>
-    const ctl = new AbortController()
-    let timer: ReturnType<typeof setTimeout> | undefined
-    try {
-      const json = await Promise.race([
-        fn({ refreshToken: rt, signal: ctl.signal, dpopProof: async (m: string, u: string) => dpop?.proof(m, u) } as RefreshContext),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => (ctl.abort(), reject(new TimeoutError('refresh timed out'))), timeout))),
-      ])
-      return { json, where: 'refresh' }
-    } catch (e) {
-      throw isLatchkeyError(e) ? e : new NetworkError('refresh failed', { cause: e })
-    } finally {
-      clearTimeout(timer)
-    }
+    const dpopProof = async (m: string, u: string) => dpop?.proof(m, u)
+    return { json: await timed('refresh', (signal) => fn({ refreshToken: rt, signal, dpopProof } as RefreshContext)), where: 'refresh' }
   }
 
   const run = (reason: RefreshReason): Promise<Session> => {
     const e0 = era
     const g0 = session?.gen ?? 0
-    const dropped = () => new NoSessionError('signed out during the refresh')
+    const dropped = () => new NoSessionError('signed out')
     return tabs.lock('refresh', async () => {
       let c = await tabs.read()
       if (e0 != era) throw dropped()
       if (session && c.epoch > session.epoch) {
         end()
         emit('logout', { reason: 'tab' })
-        throw new NoSessionError('signed out in another tab')
+        throw new NoSessionError('signed out')
       }
       // The lock can be granted before the last holder's tokens reach this tab: wait for that generation.
       if (c.gen > (session?.gen ?? 0)) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
@@ -355,7 +362,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
       const s = session
       if (s && s.gen > g0 && !due(s)) return s
-      if (!s?.rt && !custom) throw new NoSessionError()
+      if (!s?.rt && !custom) throw new NoSessionError('not signed in')
       const rt = s?.rt
       let fresh: Fresh
       try {
@@ -369,7 +376,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       } catch (e) {
         const error = e as LatchkeyError
         if (e0 != era) throw dropped()
-        if (isLatchkeyError(error, 'session_expired')) expire(error)
+        if (error.code == 'session_expired') expire(error)
         else emit('refresh-error', { reason, error })
         throw error
       }
@@ -378,8 +385,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         if (fresh.rt != rt) void revoke(fresh.rt)
         throw dropped()
       }
-      const next: Session = { ...fresh, gen: Math.max(c.gen, s?.gen ?? 0) + 1, epoch: s?.epoch ?? Math.max(c.epoch, floor) }
-      await commit(next, 'refresh')
+      const next = await commit(fresh, 'refresh', c, s?.epoch ?? Math.max(c.epoch, floor))
       emit('refresh', { ...info(next), reason })
       return next
     })
@@ -406,18 +412,16 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       try {
         return await refresh('expiry')
       } catch (e) {
-        if (s && s == session && !expired(s) && !isLatchkeyError(e, 'session_expired') && !isLatchkeyError(e, 'no_session')) return s
+        if (s && s == session && !expired(s) && !ended(e)) return s
         throw e
       }
     }
     if (s && !expired(s)) return s
-    if (s && (s.rt || custom)) throw new NetworkError('offline: the access token expired and cannot be refreshed now')
-    if (s) {
-      const error = new SessionExpiredError('the access token expired and there is no way to refresh it')
-      expire(error)
-      throw error
-    }
-    throw new NoSessionError()
+    if (!s) throw new NoSessionError('not signed in')
+    if (s.rt || custom) throw new NetworkError('offline')
+    const error = new SessionExpiredError('access token expired')
+    expire(error)
+    throw error
   }
 
   const ask = async () => {
@@ -432,10 +436,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     if (s && due(s) && !offline() && !pending && globalThis.document?.visibilityState != 'hidden')
       refresh('resume').catch(() => {})
   }
-  if (typeof globalThis.addEventListener == 'function') {
-    addEventListener('online', resume)
-    globalThis.document?.addEventListener('visibilitychange', resume)
-  }
+  globalThis.addEventListener?.('online', resume)
+  globalThis.document?.addEventListener('visibilitychange', resume)
 
   tabs.listen(async (m) => {
     if (m.type == 'hello') {
@@ -449,7 +451,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
     } else if (m.type == 'expired') {
       if (session && session.epoch == m.epoch && session.gen <= m.gen)
-        expire(new SessionExpiredError('the session ended in another tab'))
+        expire(new SessionExpiredError('session ended'))
     } else {
       const stale = () => m.epoch < floor || (!!session && m.gen <= session.gen)
       if (stale()) return
@@ -467,9 +469,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   })
 
   const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
-    if (!tokenEndpoint) throw new TypeError('tokenEndpoint: required to exchange a code')
+    const url = tokenEndpoint ?? invalid('tokenEndpoint')
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId }
-    const { res, json } = await grant(tokenEndpoint, form, {}, false)
+    const { res, json } = await grant(url, form, {}, false)
     await install(parse(json, 'POST ' + tokenEndpoint, undefined, res), 'login')
   }
 
@@ -483,7 +485,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         await refresh('restore')
         return true
       } catch (e) {
-        if (isLatchkeyError(e, 'session_expired') || isLatchkeyError(e, 'no_session')) return false
+        if (ended(e)) return false
         throw e
       }
     },
@@ -493,31 +495,34 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const verifier = random(32)
       const state = random(16)
       const q = url.searchParams
-      for (const [k, v] of Object.entries(extraParameters ?? {})) q.set(k, v)
-      q.set('response_type', 'code')
-      q.set('client_id', clientId)
-      q.set('redirect_uri', redirectUri)
-      if (scope) q.set('scope', scope)
-      q.set('state', state)
-      q.set('code_challenge', await sha256(verifier))
-      q.set('code_challenge_method', 'S256')
+      const params: Record<string, string | undefined> = {
+        ...extraParameters,
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        scope,
+        state,
+        code_challenge: await sha256(verifier),
+        code_challenge_method: 'S256',
+        dpop_jkt: await dpop?.jkt(),
+      }
+      for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
       for (const r of [resource ?? []].flat()) q.append('resource', r)
-      if (dpop) q.set('dpop_jkt', await dpop.jkt())
       loginStorage().setItem(LOGIN + state, JSON.stringify({ verifier, redirectUri }))
       return url.href
     },
 
     async handleRedirect(input) {
-      const url = new URL(input, globalThis.location?.href)
-      const q = url.searchParams.has('state') ? url.searchParams : new URLSearchParams(url.hash.slice(1))
+      const url = new URL(input, here())
+      const q = url.searchParams
       const key = LOGIN + q.get('state')
       const saved = loginStorage().getItem(key)
       loginStorage().removeItem(key)
-      if (!saved) throw new LoginError('the redirect carries an unknown or already used state')
+      if (!saved) throw new LoginError('unknown state')
       const error = q.get('error')
-      if (error) throw new LoginError(`authorization failed: ${error}`, error, q.get('error_description') ?? undefined)
+      if (error) throw new LoginError(error, { error, description: q.get('error_description') ?? undefined })
       const code = q.get('code')
-      if (!code) throw new LoginError('the redirect carries no code')
+      if (!code) throw new LoginError('no code')
       const { verifier, redirectUri } = JSON.parse(saved) as { verifier: string; redirectUri: string }
       await exchangeCode({ code, codeVerifier: verifier, redirectUri })
     },
@@ -528,24 +533,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
     exchangeCode,
 
-    dpopThumbprint: () => (dpop ? dpop.jkt() : Promise.reject(new TypeError('dpopThumbprint: DPoP is off'))),
+    dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
 
     async fetch(input, init) {
-      const request = typeof Request == 'function' && input instanceof Request ? input : undefined
-      const url = new URL(request ? request.url : String(input), globalThis.location?.href)
+      // A Request normalises the URL (relative to the page), the method and the headers.
+      const base = new Request(input, init)
+      const url = new URL(base.url)
       if (!origins.has(url.origin)) return send(input, init)
-      const base = request && init ? new Request(request, init) : request
       const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
-      let method = base?.method ?? init?.method ?? 'GET'
-      if (STANDARD_METHOD.test(method)) method = method.toUpperCase()
       let s = await current()
       let refreshed = false
       let nonced = false
       for (;;) {
-        const headers = new Headers(base ? base.headers : init?.headers)
+        const headers = new Headers(base.headers)
         headers.set('authorization', s.type + ' ' + s.at)
-        if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
-        const res = await (base ? send(new Request(base.clone(), { headers })) : send(input, { ...init, headers }))
+        if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(base.method, url, await (s.ath ??= sha256(s.at!))))
+        const res = await send(new Request(base.clone(), { headers }))
         dpop?.nonce(url, res)
         if (res.status != 401 || !replayable) return res
         const challenge = res.headers.get('www-authenticate') ?? ''
@@ -584,7 +587,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       emit('logout', { reason: 'logout' })
       // Holding the lock means no refresh is in flight in any tab: each has seen the new epoch and dropped its result.
       await tabs.lock('refresh', async () => {
-        await revoke(s?.rt ?? s?.at, s?.rt ? 'refresh_token' : 'access_token')
+        await revoke(s?.rt)
         if (persist) await forget()
       })
       await dpop?.reset(true)
