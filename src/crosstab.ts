@@ -1,4 +1,4 @@
-import { createStore, get, set } from 'idb-keyval'
+import { indexedDBKeyStore } from './keystore.js'
 
 /** A session as it travels between tabs of one origin (in memory, over BroadcastChannel). */
 export interface SharedSession {
@@ -75,8 +75,7 @@ export function browserCrossTab(id: string): CrossTab | undefined {
   if (!locks || typeof BroadcastChannel != 'function') return
   const name = 'latchkey:' + id
   const channel = new BroadcastChannel(name)
-  let store: ReturnType<typeof createStore> | undefined
-  const db = () => (store ??= createStore('latchkey', 'keys'))
+  const db = indexedDBKeyStore()
   let release: (() => void) | undefined
   return {
     lock: (lock, fn) => locks.request(name + ':' + lock, fn) as Promise<Awaited<ReturnType<typeof fn>>>,
@@ -88,8 +87,8 @@ export function browserCrossTab(id: string): CrossTab | undefined {
     },
     // IndexedDB, unlike localStorage, is read through the same backend the last lock holder wrote to.
     // Without IndexedDB the counters stay at zero: tabs still share the lock and the channel.
-    read: async () => ((await get(name, db()).catch(() => {})) as SharedCounters) ?? { gen: 0, epoch: 0 },
-    write: (value) => set(name, value, db()).catch(() => {}),
+    read: async () => ((await db.get(name).catch(() => {})) as SharedCounters) ?? { gen: 0, epoch: 0 },
+    write: (value) => db.set(name, value).catch(() => {}),
     async peers() {
       const { held = [] } = await locks.query()
       return held.some((l) => l.name == name + ':session')

@@ -31,18 +31,18 @@ export function createDPoP(
   store: KeyStore,
   id: string,
   lock: <T>(fn: () => Promise<T>) => Promise<T>,
-  warn: (code: string, message: string) => void,
+  warn: (code: string) => void,
 ): DPoP {
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
   const load = async (): Promise<Key> => {
     const pair =
-      ((await store.get(id).catch(() => warn('key_store_unavailable', 'DPoP key store unreadable'))) as CryptoKeyPair | undefined) ??
+      ((await store.get(id).catch(() => warn('key_store_unavailable'))) as CryptoKeyPair | undefined) ??
       (await lock(async () => {
         let p = (await store.get(id).catch(() => {})) as CryptoKeyPair | undefined
         if (!p) {
           p = await crypto.subtle.generateKey(ALG, false, ['sign', 'verify'])
-          await store.set(id, p).catch(() => warn('key_not_persisted', 'DPoP key not stored'))
+          await store.set(id, p).catch(() => warn('key_not_persisted'))
         }
         return p
       }))

@@ -1,4 +1,4 @@
-import { createStore, del, get, set } from 'idb-keyval'
+import { createStore, promisifyRequest } from 'idb-keyval'
 
 /**
  * Where latchkey keeps its CryptoKey objects (the DPoP key pair and, when `persist` is on, the
@@ -38,11 +38,12 @@ export function memoryKeyStore(): KeyStore {
  * @param dbName IndexedDB database name. @default 'latchkey'
  */
 export function indexedDBKeyStore(dbName = 'latchkey'): KeyStore {
-  let store: ReturnType<typeof createStore> | undefined
-  const s = () => (store ??= createStore(dbName, 'keys'))
+  let db: ReturnType<typeof createStore> | undefined
+  const store = (mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | IDBTransaction) =>
+    (db ??= createStore(dbName, 'keys'))(mode, (s) => promisifyRequest(fn(s)))
   return {
-    get: (k) => get(k, s()),
-    set: (k, v) => set(k, v, s()),
-    delete: (k) => del(k, s()),
+    get: (k) => store('readonly', (s) => s.get(k)),
+    set: (k, v) => store('readwrite', (s) => (s.put(v, k), s.transaction)) as Promise<never>,
+    delete: (k) => store('readwrite', (s) => (s.delete(k), s.transaction)) as Promise<never>,
   }
 }

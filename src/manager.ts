@@ -90,7 +90,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const origins = new Set(
     (Array.isArray(allowedOrigins) ? allowedOrigins : invalid('allowedOrigins')).map((o, i) => {
       const url = checkURL(o, `allowedOrigins[${i}]`)
-      return url.href == url.origin + '/' ? url.origin : invalid(`allowedOrigins[${i}]`, 'not an origin')
+      return url.href == url.origin + '/' ? url.origin : invalid(`allowedOrigins[${i}]`)
     }),
   )
   if (tokenEndpoint || !custom) checkURL(tokenEndpoint, 'tokenEndpoint')
@@ -125,7 +125,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         })
       }
     })
-  const warn = (code: string, message: string) => emit('warning', { code, message })
+  const warn = (code: string, message = code.replace(/_/g, ' ')) => emit('warning', { code, message })
   const dpop = dpopOption ? createDPoP(keyStore, 'dpop:' + id, (fn) => tabs.lock('key', fn), warn) : undefined
 
   let session: Session | undefined
@@ -138,8 +138,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const wake = () => waiters.forEach((w) => w())
 
   const info = (s: Session): SessionInfo => ({ expiresAt: s.exp, tokenType: s.type, scope: s.scope, generation: s.gen })
-  const due = (s: Session) => !s.at || (!!s.exp && now() >= s.exp - Math.min(leeway, (s.life ?? 0) / 4))
-  const expired = (s: Session) => !s.at || (!!s.exp && now() >= s.exp)
+  const due = (s: Session, early = Math.min(leeway, (s.life ?? 0) / 4)) => !s.at || (!!s.exp && now() >= s.exp - early)
+  const expired = (s: Session) => due(s, 0)
   const scrub = (text: string, ...more: (string | undefined)[]) =>
     [session?.at, session?.rt, ...more].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text).slice(0, 500)
 
@@ -230,14 +230,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
-  /** Validates a token response strictly (RFC 6749 §5.1); `received` is when it arrived. */
-  const parse = (json: unknown, where: string, prev?: Session, res?: Response, received = now()): Fresh => {
+  /** Validates a token response strictly (RFC 6749 §5.1); the lifetime counts from its arrival. */
+  const parse = (json: unknown, where: string, prev?: Session, res?: Response): Fresh => {
     const o = isObject(json) ? json : {}
     const { access_token: at, token_type: tt, expires_in: ei, refresh_token: rt, scope } = o
     const t = typeof tt == 'string' && tt.toLowerCase()
     // A DPoP-bound token is useless without DPoP, and is never downgraded to Bearer.
     const type = t == 'dpop' && dpop ? 'DPoP' : t == 'bearer' ? 'Bearer' : undefined
-    const life = typeof ei == 'string' && /^\d{1,9}$/.test(ei) ? +ei : ei
     const wrong =
       o != json
         ? 'body'
@@ -245,7 +244,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           ? 'access_token'
           : !type
             ? 'token_type'
-            : life !== undefined && !(typeof life == 'number' && life > 0 && life <= MAX_LIFETIME)
+            : ei !== undefined && !(typeof ei == 'number' && ei > 0 && ei <= MAX_LIFETIME)
               ? 'expires_in'
               : rt !== undefined && (typeof rt != 'string' || !rt)
                 ? 'refresh_token'
@@ -254,8 +253,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     return {
       at: at as string,
       type: type!,
-      exp: life ? received + (life as number) * 1000 : undefined,
-      life: life ? (life as number) * 1000 : undefined,
+      exp: ei ? now() + (ei as number) * 1000 : undefined,
+      life: ei ? (ei as number) * 1000 : undefined,
       rt: (rt as string | undefined) ?? prev?.rt,
       scope: (scope as string | undefined) ?? prev?.scope,
     }
@@ -267,12 +266,16 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   /** Installs a new session while holding the refresh lock: counters, persistence, other tabs, listeners. */
   const commit = async (fresh: Fresh, reason: TokenManagerEvents['tokens']['reason'], c: SharedCounters, epoch: number) => {
     const s: Session = { ...fresh, gen: Math.max(c.gen, session?.gen ?? 0) + 1, epoch }
+    await tabs.write({ gen: s.gen, epoch })
+    if (persist) await save(s)
+    await announce(s)
+    return adopt(s, reason)
+  }
+
+  const adopt = (s: Session, reason: TokenManagerEvents['tokens']['reason']) => {
     session = s
     floor = Math.max(floor, s.epoch)
     tabs.hold?.(true)
-    await tabs.write({ gen: s.gen, epoch: s.epoch })
-    if (persist) await save(s)
-    await announce(s)
     emit('tokens', { ...info(s), reason })
     wake()
     return s
@@ -287,32 +290,23 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     })
   }
 
-  // Reload survival (opt-in): the DPoP-bound refresh token, AES-GCM encrypted under a non-extractable key.
-  const aesKey = async () => {
-    let key = (await keyStore.get('aes:' + id)) as CryptoKey | undefined
-    if (!key) {
-      key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
-      await keyStore.set('aes:' + id, key)
-    }
-    return key
-  }
-  const aad = { name: 'AES-GCM', additionalData: encoder.encode(id) }
+  // Reload survival (opt-in): the DPoP-bound refresh token, AES-GCM encrypted under a non-extractable
+  // key. Every save makes a new key, so the zero IV never meets the same key twice.
+  const gcm = { name: 'AES-GCM', iv: new Uint8Array(12), additionalData: encoder.encode(id) }
   const save = async (s: Session) => {
     try {
       if (!s.rt || s.type != 'DPoP') return await forget()
-      const iv = crypto.getRandomValues(new Uint8Array(12))
-      const data = await crypto.subtle.encrypt({ ...aad, iv }, await aesKey(), encoder.encode(s.rt))
-      await keyStore.set('rt:' + id, { iv, data, gen: s.gen, epoch: s.epoch, scope: s.scope })
+      const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
+      const data = await crypto.subtle.encrypt(gcm, key, encoder.encode(s.rt))
+      await keyStore.set('rt:' + id, { key, data, gen: s.gen, epoch: s.epoch })
     } catch {
-      warn('session_not_persisted', 'session not stored')
+      warn('session_not_persisted')
     }
   }
   const load = async (): Promise<Session | undefined> => {
     try {
-      const b = (await keyStore.get('rt:' + id)) as { iv: Uint8Array<ArrayBuffer>; data: ArrayBuffer; gen: number; epoch: number; scope?: string }
-      if (!b) return
-      const rt = new TextDecoder().decode(await crypto.subtle.decrypt({ ...aad, iv: b.iv }, await aesKey(), b.data))
-      return { type: 'DPoP', rt, gen: b.gen, epoch: b.epoch, scope: b.scope }
+      const b = (await keyStore.get('rt:' + id)) as { key: CryptoKey; data: ArrayBuffer; gen: number; epoch: number }
+      if (b) return { type: 'DPoP', rt: new TextDecoder().decode(await crypto.subtle.decrypt(gcm, b.key, b.data)), gen: b.gen, epoch: b.epoch }
     } catch {
       await forget()
     }
@@ -329,18 +323,6 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
-  const callCustom = async (rt: string | undefined): Promise<{ json: unknown; res?: Response; where: string }> => {
-    if (endpoint) {
-      const form: Record<string, string> = { grant_type: 'refresh_token', client_id: clientId }
-      if (rt) form.refresh_token = rt
-      const init: RequestInit = { credentials: endpoint.credentials ?? 'same-origin', headers: endpoint.headers ?? {} }
-      return { ...(await grant(new URL(endpoint.url, here()).href, form, init, true)), where: 'POST ' + endpoint.url }
-    }
-    const fn = custom as (context: RefreshContext) => Promise<unknown>
-    const dpopProof = async (m: string, u: string) => dpop?.proof(m, u)
-    return { json: await timed('refresh', (signal) => fn({ refreshToken: rt, signal, dpopProof } as RefreshContext)), where: 'refresh' }
-  }
-
   const run = (reason: RefreshReason): Promise<Session> => {
     const e0 = era
     const g0 = session?.gen ?? 0
@@ -351,7 +333,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (session && c.epoch > session.epoch) {
         end()
         emit('logout', { reason: 'tab' })
-        throw new NoSessionError('signed out')
+        throw dropped()
       }
       // The lock can be granted before the last holder's tokens reach this tab: wait for that generation.
       if (c.gen > (session?.gen ?? 0)) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
@@ -366,13 +348,20 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const rt = s?.rt
       let fresh: Fresh
       try {
-        const r = custom
-          ? await callCustom(rt)
-          : {
-              ...(await grant(tokenEndpoint!, { grant_type: 'refresh_token', refresh_token: rt!, client_id: clientId }, {}, true)),
-              where: 'POST ' + tokenEndpoint,
-            }
-        fresh = parse(r.json, r.where, s, r.res)
+        let json: unknown
+        let res: Response | undefined
+        let where = 'refresh'
+        if (typeof custom == 'function') {
+          const dpopProof = async (m: string, u: string) => dpop?.proof(m, u)
+          json = await timed(where, (signal) => custom({ refreshToken: rt, signal, dpopProof } as RefreshContext))
+        } else {
+          // The token endpoint, or the app's own endpoint with its credentials and headers.
+          const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
+          const form = { grant_type: 'refresh_token', client_id: clientId, ...(rt ? { refresh_token: rt } : {}) }
+          ;({ json, res } = await grant(url, form, { ...endpoint }, true))
+          where = 'POST ' + url
+        }
+        fresh = parse(json, where, s, res)
       } catch (e) {
         const error = e as LatchkeyError
         if (e0 != era) throw dropped()
@@ -455,16 +444,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     } else {
       const stale = () => m.epoch < floor || (!!session && m.gen <= session.gen)
       if (stale()) return
-      if (m.jkt) {
-        // Tokens bound to another key are useless here; the key may have been replaced in the store.
-        if ((await dpop?.jkt()) != m.jkt) await dpop?.reset()
-        if ((await dpop?.jkt()) != m.jkt || stale()) return
-      }
-      session = { ...m.session, gen: m.gen, epoch: m.epoch }
-      floor = m.epoch
-      tabs.hold?.(true)
-      emit('tokens', { ...info(session), reason: 'tab' })
-      wake()
+      // Tokens bound to another key (a tab without a shared key store) are useless here.
+      if (m.jkt && ((await dpop?.jkt()) != m.jkt || stale())) return
+      adopt({ ...m.session, gen: m.gen, epoch: m.epoch }, 'tab')
     }
   })
 
@@ -508,7 +490,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
       for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
       for (const r of [resource ?? []].flat()) q.append('resource', r)
-      loginStorage().setItem(LOGIN + state, JSON.stringify({ verifier, redirectUri }))
+      loginStorage().setItem(LOGIN + state, verifier + ' ' + redirectUri)
       return url.href
     },
 
@@ -523,8 +505,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (error) throw new LoginError(error, { error, description: q.get('error_description') ?? undefined })
       const code = q.get('code')
       if (!code) throw new LoginError('no code')
-      const { verifier, redirectUri } = JSON.parse(saved) as { verifier: string; redirectUri: string }
-      await exchangeCode({ code, codeVerifier: verifier, redirectUri })
+      const [codeVerifier, redirectUri] = saved.split(' ') as [string, string]
+      await exchangeCode({ code, codeVerifier, redirectUri })
     },
 
     async setTokens(response) {

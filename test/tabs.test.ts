@@ -159,8 +159,10 @@ describe('reload survival (persist)', () => {
     const tokens = [...as.accessTokens.keys(), ...as.refreshTokens.keys(), ...as.rotatedOut]
     const dump = JSON.stringify([...values], (_k, v) => (v instanceof ArrayBuffer || ArrayBuffer.isView(v) ? Buffer.from(v as ArrayBuffer).toString('latin1') : v))
     for (const t of tokens) expect(dump).not.toContain(t)
-    const aes = [...values.values()].find((v) => v instanceof CryptoKey && v.algorithm.name === 'AES-GCM') as CryptoKey
-    expect(aes.extractable).toBe(false)
+    const record = [...values.values()].find((v) => (v as { key?: unknown }).key instanceof CryptoKey) as { key: CryptoKey }
+    expect(record.key.algorithm.name).toBe('AES-GCM')
+    expect(record.key.extractable).toBe(false)
+    await expect(crypto.subtle.exportKey('raw', record.key)).rejects.toThrow()
 
     // "reload": a new manager, no other tab, same IndexedDB
     const [reloaded] = openTabs(as, api.origin, 1, createTabsHub(), { persist: true }, spy)
