@@ -1,0 +1,81 @@
+// Type tests for the public surface: compiled by `npm run typecheck`, never run.
+// Each @ts-expect-error line must fail to compile; if it stops failing, tsc reports it.
+import ky from 'ky'
+import {
+  createTokenManager,
+  indexedDBKeyStore,
+  isLatchkeyError,
+  LatchkeyError,
+  memoryKeyStore,
+  SessionExpiredError,
+  type KeyStore,
+  type LatchkeyErrorCode,
+  type SessionInfo,
+  type TokenManager,
+  type TokenResponse,
+} from '../../src/index.js'
+import { kyHooks } from '../../src/ky.js'
+
+const tm: TokenManager = createTokenManager({
+  clientId: 'spa',
+  tokenEndpoint: 'https://as.example/token',
+  allowedOrigins: ['https://api.example'],
+  dpop: { keyStore: indexedDBKeyStore() },
+  refreshLeewaySeconds: 30,
+})
+createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: { url: '/auth/refresh', credentials: 'include' } })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: async ({ signal }) => (await fetch('/r', { signal })).json() })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: memoryKeyStore() }, persist: true, crossTab: false })
+
+// @ts-expect-error clientId is required
+createTokenManager({ allowedOrigins: [] })
+// @ts-expect-error allowedOrigins is an array
+createTokenManager({ clientId: 'spa', allowedOrigins: 'https://api.example' })
+// @ts-expect-error durations are numbers of seconds
+createTokenManager({ clientId: 'spa', allowedOrigins: [], refreshLeewaySeconds: '30s' })
+// @ts-expect-error a key store needs get, set and delete
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: { get: async () => undefined } } })
+
+export async function usage() {
+  const res: Response = await tm.fetch('https://api.example/me', { method: 'POST', body: '{}' })
+  await tm.fetch(new Request('https://api.example/me'))
+  await tm.fetch(new URL('https://api.example/me'))
+  const token: string = await tm.getAccessToken()
+  const info: SessionInfo | undefined = tm.status()
+  const signedIn: boolean = await tm.restore()
+  const url: string = await tm.authorizationUrl({ authorizationEndpoint: 'https://as.example/authorize', redirectUri: 'https://app.example/', resource: ['a', 'b'] })
+  await tm.setTokens({ access_token: 'x', token_type: 'DPoP', expires_in: 60 } satisfies TokenResponse)
+  // @ts-expect-error a token response has an access_token
+  await tm.setTokens({ token_type: 'Bearer' })
+  const off: () => void = tm.on('refresh', ({ reason, expiresAt, generation }) => {
+    const r: 'expiry' | 'unauthorized' | 'manual' | 'resume' | 'restore' = reason
+    void [r, expiresAt, generation]
+  })
+  tm.on('refresh-error', ({ error }) => {
+    const code: LatchkeyErrorCode = error.code
+    void code
+  })
+  // @ts-expect-error unknown events are refused
+  tm.on('token', () => {})
+  // @ts-expect-error an event's state has no token in it
+  tm.on('tokens', ({ accessToken }) => accessToken)
+  void [res, token, info, signedIn, url, off]
+}
+
+export function errors(e: unknown) {
+  if (isLatchkeyError(e, 'session_expired')) {
+    const code: 'session_expired' = e.code
+    void code
+  }
+  if (e instanceof SessionExpiredError) {
+    const base: LatchkeyError = e
+    void base
+  }
+  // @ts-expect-error codes are a closed set
+  isLatchkeyError(e, 'expired')
+}
+
+export const store: KeyStore = memoryKeyStore()
+export const api = ky.create({ prefixUrl: 'https://api.example', hooks: kyHooks(tm) })
+// @ts-expect-error kyHooks needs a token manager
+kyHooks({})
