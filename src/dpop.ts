@@ -1,5 +1,5 @@
 import type { KeyStore } from './keystore.js'
-import { b64u, b64uJSON, encoder, random, sha256 } from './util.js'
+import { b64u, b64uJSON, encoder, sha256 } from './util.js'
 
 /** @internal The DPoP machinery of one token manager. */
 export interface DPoP {
@@ -63,7 +63,7 @@ export function createDPoP(
       const { pair, header } = await get()
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
-      const claims = { jti: random(16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
+      const claims = { jti: crypto.randomUUID(), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await crypto.subtle.sign(SIGN, pair.privateKey, encoder.encode(input)))
     },

@@ -44,14 +44,6 @@ const discard = (res: Response) => void res.body?.cancel().catch(() => {})
 
 const offline = () => (globalThis.navigator as Navigator | undefined)?.onLine === false
 
-const memoryStorage = new Map<string, string>()
-const loginStorage = (): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> =>
-  globalThis.sessionStorage ?? {
-    getItem: (k: string) => memoryStorage.get(k) ?? null,
-    setItem: (k: string, v: string) => void memoryStorage.set(k, v),
-    removeItem: (k: string) => void memoryStorage.delete(k),
-  }
-
 /** Throws the TypeError of a bad argument, naming it. */
 const invalid = (name: string, why = 'invalid'): never => {
   throw new TypeError(name + ': ' + why)
@@ -96,14 +88,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   if (tokenEndpoint || !custom) checkURL(tokenEndpoint, 'tokenEndpoint')
   if (revocationEndpoint) checkURL(revocationEndpoint, 'revocationEndpoint')
   const endpoint = typeof custom == 'string' ? { url: custom } : typeof custom == 'object' ? custom : undefined
-  if (endpoint && !endpoint.url) invalid('refresh')
   const dpopOption = options.dpop ?? true
   const persist = !!options.persist
   if (persist && !dpopOption) invalid('persist', 'requires dpop')
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
   const timeout = (options.timeoutSeconds ?? 10) * 1000
-  if (!(leeway >= 0)) invalid('refreshLeewaySeconds')
-  if (!(timeout > 0)) invalid('timeoutSeconds')
+  if (!(leeway >= 0 && timeout > 0)) invalid('refreshLeewaySeconds or timeoutSeconds')
 
   const send: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init)
   const id = clientId + '@' + (tokenEndpoint ?? endpoint?.url ?? '')
@@ -141,7 +131,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const due = (s: Session, early = Math.min(leeway, (s.life ?? 0) / 4)) => !s.at || (!!s.exp && now() >= s.exp - early)
   const expired = (s: Session) => due(s, 0)
   const scrub = (text: string, ...more: (string | undefined)[]) =>
-    [session?.at, session?.rt, ...more].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text).slice(0, 500)
+    [session?.at, session?.rt, ...more].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
 
   const waitFor = (ok: () => boolean, ms: number) =>
     new Promise<void>((resolve) => {
@@ -490,7 +480,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
       for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
       for (const r of [resource ?? []].flat()) q.append('resource', r)
-      loginStorage().setItem(LOGIN + state, verifier + ' ' + redirectUri)
+      sessionStorage.setItem(LOGIN + state, verifier + ' ' + redirectUri)
       return url.href
     },
 
@@ -498,8 +488,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const url = new URL(input, here())
       const q = url.searchParams
       const key = LOGIN + q.get('state')
-      const saved = loginStorage().getItem(key)
-      loginStorage().removeItem(key)
+      const saved = sessionStorage.getItem(key)
+      sessionStorage.removeItem(key)
       if (!saved) throw new LoginError('unknown state')
       const error = q.get('error')
       if (error) throw new LoginError(error, { error, description: q.get('error_description') ?? undefined })
@@ -518,19 +508,23 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
 
     async fetch(input, init) {
-      // A Request normalises the URL (relative to the page), the method and the headers.
-      const base = new Request(input, init)
-      const url = new URL(base.url)
+      // A Request is built only when the caller passed one: building one per call costs more than the rest.
+      const request = input instanceof Request ? input : undefined
+      const url = new URL(request ? request.url : String(input), here())
       if (!origins.has(url.origin)) return send(input, init)
+      const base = request && init ? new Request(request, init) : request
       const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
+      let method = base?.method ?? init?.method ?? 'GET'
+      // fetch upper-cases these methods only; the htm claim must match what is sent.
+      if (/^(delete|get|head|options|post|put)$/i.test(method)) method = method.toUpperCase()
       let s = await current()
       let refreshed = false
       let nonced = false
       for (;;) {
-        const headers = new Headers(base.headers)
+        const headers = new Headers(base ? base.headers : init?.headers)
         headers.set('authorization', s.type + ' ' + s.at)
-        if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(base.method, url, await (s.ath ??= sha256(s.at!))))
-        const res = await send(new Request(base.clone(), { headers }))
+        if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
+        const res = await (base ? send(new Request(base.clone(), { headers })) : send(input, { ...init, headers }))
         dpop?.nonce(url, res)
         if (res.status != 401 || !replayable) return res
         const challenge = res.headers.get('www-authenticate') ?? ''

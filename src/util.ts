@@ -1,10 +1,10 @@
-export const encoder = new TextEncoder()
+export const encoder = /* @__PURE__ */ new TextEncoder()
 
-export const b64u = (bytes: ArrayBuffer | Uint8Array): string => {
-  let s = ''
-  for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b)
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-}
+export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '')
 
 export const b64uJSON = (value: unknown): string => b64u(encoder.encode(JSON.stringify(value)))
 

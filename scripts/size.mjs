@@ -1,0 +1,83 @@
+// Size budgets of the published entry points, measured the way an app pays for them: the minified
+// browser build (dependencies bundled, peers excluded), gzip level 9.
+//
+//   node scripts/size.mjs          prints the table for dist/*.min.js; exits 1 over budget
+//   node scripts/size.mjs --json   the same figures as JSON
+
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+
+/** Budgets in bytes of min+gzip (1 KB = 1,000 bytes, the strict reading of the issue's figures). */
+export const budgets = {
+  'latchkey.min.js': { entry: 'latchkey', limit: 6000 },
+  'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
+}
+
+/** gzip level 9 size in bytes. */
+export const gzipSize = (code) => gzipSync(Buffer.from(code), { level: 9 }).length
+
+/**
+ * Measures `{ fileName: code }` against the budgets.
+ * @returns {{ file: string, entry: string, min: number, gzip: number, limit: number, ok: boolean }[]}
+ */
+export function measure(files) {
+  return Object.entries(budgets)
+    .filter(([file]) => file in files)
+    .map(([file, { entry, limit }]) => {
+      // The source map comment is not code: an app's bundler or CDN drops it.
+      const code = files[file].replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '')
+      const gzip = gzipSize(code)
+      return { file, entry, min: Buffer.byteLength(code), gzip, limit, ok: gzip <= limit }
+    })
+}
+
+const kb = (bytes) => (bytes / 1000).toFixed(2) + ' KB'
+
+/** A Markdown table of the figures. */
+export function table(rows) {
+  const kib = (bytes) => (bytes / 1024).toFixed(2) + ' KiB'
+  const lines = [
+    '| entry | file | minified | min+gzip | budget |',
+    '| --- | --- | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| \`${r.entry}\` | dist/${r.file} | ${kb(r.min)} | **${r.gzip} B** (${kb(r.gzip)}, ${kib(r.gzip)}) | ${r.limit} B${r.ok ? '' : ' **over by ' + (r.gzip - r.limit) + ' B**'} |`,
+    ),
+  ]
+  return lines.join('\n')
+}
+
+/** A rollup plugin that prints the min+gzip figures of the chunks it writes (warns over budget). */
+export function sizeReport() {
+  return {
+    name: 'latchkey-size-report',
+    generateBundle(_, bundle) {
+      const files = {}
+      for (const [name, chunk] of Object.entries(bundle)) if (chunk.type == 'chunk') files[name] = chunk.code
+      for (const r of measure(files)) {
+        const line = `${r.entry.padEnd(12)} ${r.file.padEnd(16)} min ${kb(r.min).padStart(9)}  min+gzip ${kb(r.gzip).padStart(8)} (${r.gzip} B)  budget ${kb(r.limit)}${r.ok ? '' : '  OVER BUDGET by ' + (r.gzip - r.limit) + ' B'}`
+        process.stderr.write(line + '\n')
+      }
+    },
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) == process.argv[1]) {
+  const dist = new URL('../dist/', import.meta.url)
+  const files = {}
+  for (const file of Object.keys(budgets)) {
+    try {
+      files[file] = await readFile(new URL(file, dist), 'utf8')
+    } catch {
+      console.error(`dist/${file} is missing: run npm run build first`)
+      process.exitCode = 1
+    }
+  }
+  const rows = measure(files)
+  console.log(process.argv.includes('--json') ? JSON.stringify(rows, null, 2) : table(rows))
+  if (rows.some((r) => !r.ok)) {
+    for (const r of rows.filter((r) => !r.ok)) console.error(`${r.entry}: ${r.gzip} B min+gzip, over its ${r.limit} B budget by ${r.gzip - r.limit} B`)
+    process.exitCode = 1
+  }
+}
