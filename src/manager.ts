@@ -124,6 +124,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // The highest logout epoch seen: sessions from older epochs are dead in every tab.
   let floor = 0
   let pending: Promise<Session> | undefined
+  // Logouts under way: no session may be installed until they are over.
+  let leaving = 0
   const waiters = new Set<() => void>()
   const wake = () => waiters.forEach((w) => w())
 
@@ -168,7 +170,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         new Promise<never>((_, reject) => (timer = setTimeout(() => (ctl.abort(), reject(new TimeoutError(what + ' timed out'))), timeout))),
       ])
     } catch (e) {
-      throw isLatchkeyError(e) ? e : new NetworkError(what + ' failed', { cause: e })
+      // No cause: an app's refresh function may fail with an error quoting a token (V8's JSON
+      // errors quote the body); a fetch failure says no more than its message here does.
+      throw isLatchkeyError(e) ? e : new (e instanceof SyntaxError ? ResponseError : NetworkError)(what + ' failed')
     } finally {
       clearTimeout(timer)
     }
@@ -200,9 +204,14 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const error = text(o.error)
     const description = text(o.error_description)
     const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
-    if (refreshing && (error == 'invalid_grant' || (!error && endpoint && res.status == 401)))
-      return new SessionExpiredError(message, { response: res, error, description })
-    const Kind = error == 'invalid_dpop_proof' ? DPoPProofError : error ? OAuthError : ResponseError
+    const Kind =
+      refreshing && (error == 'invalid_grant' || (endpoint && res.status == 401 && !/dpop/.test(error!)))
+        ? SessionExpiredError
+        : error == 'invalid_dpop_proof'
+          ? DPoPProofError
+          : error
+            ? OAuthError
+            : ResponseError
     return new Kind(message, { response: res, error, description })
   }
 
@@ -230,7 +239,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const wrong =
       o != json
         ? 'body'
-        : typeof at != 'string' || !at
+        : typeof at != 'string' || !/^[\x20-\x7e]+$/.test(at)
           ? 'access_token'
           : !type
             ? 'token_type'
@@ -254,11 +263,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     tabs.post({ type: 'tokens', epoch, gen, jkt: session.type == 'DPoP' ? await dpop!.jkt() : undefined, session })
 
   /** Installs a new session while holding the refresh lock: counters, persistence, other tabs, listeners. */
-  const commit = async (fresh: Fresh, reason: TokenManagerEvents['tokens']['reason'], c: SharedCounters, epoch: number) => {
+  const commit = async (fresh: Fresh, reason: TokenManagerEvents['tokens']['reason'], c: SharedCounters, epoch: number, e0: number) => {
     const s: Session = { ...fresh, gen: Math.max(c.gen, session?.gen ?? 0) + 1, epoch }
+    // A logout, here or in another tab, may land before or during these awaits: it wins.
+    const check = () => {
+      if (e0 != era || leaving) throw (void revoke(fresh.rt), new NoSessionError('signed out'))
+    }
+    check()
     await tabs.write({ gen: s.gen, epoch })
     if (persist) await save(s)
     await announce(s)
+    check()
     return adopt(s, reason)
   }
 
@@ -271,14 +286,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     return s
   }
 
-  const install = (fresh: Fresh, reason: 'login' | 'set') => {
-    const e0 = era
-    return tabs.lock('refresh', async () => {
+  const install = (fresh: Fresh, reason: 'login' | 'set', e0 = era) =>
+    tabs.lock('refresh', async () => {
       const c = await tabs.read()
-      if (e0 != era) throw new NoSessionError('signed out')
-      await commit(fresh, reason, c, Math.max(c.epoch, floor))
+      await commit(fresh, reason, c, Math.max(c.epoch, floor), e0)
     })
-  }
 
   // Reload survival (opt-in): the DPoP-bound refresh token, AES-GCM encrypted under a non-extractable
   // key. Every save makes a new key, so the zero IV never meets the same key twice.
@@ -316,24 +328,28 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const run = (reason: RefreshReason): Promise<Session> => {
     const e0 = era
     const g0 = session?.gen ?? 0
+    const at0 = session?.at
     const dropped = () => new NoSessionError('signed out')
     return tabs.lock('refresh', async () => {
       let c = await tabs.read()
-      if (e0 != era) throw dropped()
-      if (session && c.epoch > session.epoch) {
-        end()
-        emit('logout', { reason: 'tab' })
-        throw dropped()
-      }
+      if (e0 != era || leaving) throw dropped()
+      // A logout in another tab whose message has not arrived yet: drop this, the message follows.
+      if (session && c.epoch > session.epoch) throw dropped()
       // The lock can be granted before the last holder's tokens reach this tab: wait for that generation.
-      if (c.gen > (session?.gen ?? 0)) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
+      if (c.gen > (session?.gen ?? 0) && (session || !tabs.peers || (await tabs.peers()))) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
       if (e0 != era) throw dropped()
       if (persist && c.gen > (session?.gen ?? 0)) {
         const stored = await load()
         if (stored && stored.gen >= c.gen) session = stored
       }
+      // A session read from storage has no access token: a tab holding this generation in memory hands it over.
+      if (session && !session.at && session.gen >= c.gen && tabs.peers && (await tabs.peers())) {
+        tabs.post({ type: 'hello' })
+        await waitFor(() => !!session?.at || e0 != era, 1000)
+        if (e0 != era) throw dropped()
+      }
       const s = session
-      if (s && s.gen > g0 && !due(s)) return s
+      if (s && (s.gen > g0 || s.at != at0) && !due(s)) return s
       if (!s?.rt && !custom) throw new NoSessionError('not signed in')
       const rt = s?.rt
       let fresh: Fresh
@@ -364,7 +380,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         if (fresh.rt != rt) void revoke(fresh.rt)
         throw dropped()
       }
-      const next = await commit(fresh, 'refresh', c, s?.epoch ?? Math.max(c.epoch, floor))
+      const next = await commit(fresh, 'refresh', c, s?.epoch ?? Math.max(c.epoch, floor), e0)
       emit('refresh', { ...info(next), reason })
       return next
     })
@@ -384,10 +400,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   /** The session to use now: refreshed first when due; a still-valid token survives a failed early refresh. */
   const current = async (): Promise<Session> => {
-    if (pending) return pending
     const s = session
-    if (s && !due(s)) return s
-    if ((s?.rt || custom) && !offline()) {
+    if (s && !due(s) && !pending) return s
+    if (pending || ((s?.rt || custom) && !offline())) {
       try {
         return await refresh('expiry')
       } catch (e) {
@@ -432,7 +447,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (session && session.epoch == m.epoch && session.gen <= m.gen)
         expire(new SessionExpiredError('session ended'))
     } else {
-      const stale = () => m.epoch < floor || (!!session && m.gen <= session.gen)
+      // A session read from storage (no access token) gives way to the same generation from a tab.
+      const stale = () => m.epoch < floor || (!!session && (m.gen < session.gen || (m.gen == session.gen && !!session.at)))
       if (stale()) return
       // Tokens bound to another key (a tab without a shared key store) are useless here.
       if (m.jkt && ((await dpop?.jkt()) != m.jkt || stale())) return
@@ -442,15 +458,19 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
     const url = tokenEndpoint ?? invalid('tokenEndpoint')
+    // A logout that starts before this login is installed wins over it: its proof used the old key.
+    const e0 = era
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId }
     const { res, json } = await grant(url, form, {}, false)
-    await install(parse(json, 'POST ' + tokenEndpoint, undefined, res), 'login')
+    await install(parse(json, 'POST ' + tokenEndpoint, undefined, res), 'login', e0)
   }
 
   return {
     async restore() {
       if (session || (await ask())) return true
       const stored = persist ? await load() : undefined
+      // Another tab may have restored or signed in while the stored token was being read: adopt, don't refresh again.
+      if (session) return true
       if (!stored && !custom) return false
       session ??= stored
       try {
@@ -514,9 +534,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (!origins.has(url.origin)) return send(input, init)
       const base = request && init ? new Request(request, init) : request
       const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
-      let method = base?.method ?? init?.method ?? 'GET'
-      // fetch upper-cases these methods only; the htm claim must match what is sent.
-      if (/^(delete|get|head|options|post|put)$/i.test(method)) method = method.toUpperCase()
+      // Sent upper-case, as the htm claim says (fetch itself would send a lower-case `patch` as is).
+      const method = (base?.method ?? init?.method ?? 'GET').toUpperCase()
       let s = await current()
       let refreshed = false
       let nonced = false
@@ -524,7 +543,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         const headers = new Headers(base ? base.headers : init?.headers)
         headers.set('authorization', s.type + ' ' + s.at)
         if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
-        const res = await (base ? send(new Request(base.clone(), { headers })) : send(input, { ...init, headers }))
+        const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, { ...init, method, headers }))
         dpop?.nonce(url, res)
         if (res.status != 401 || !replayable) return res
         const challenge = res.headers.get('www-authenticate') ?? ''
@@ -555,18 +574,28 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
     async logout() {
       const s = session
+      leaving++
       end()
-      const c = await tabs.read()
-      floor = Math.max(c.epoch, floor) + 1
-      await tabs.write({ gen: c.gen, epoch: floor })
-      tabs.post({ type: 'logout', epoch: floor })
+      // Before anything that may never finish (the lock, the revocation request, a closing tab).
+      if (persist) await forget()
+      tabs.post({ type: 'logout', epoch: ++floor })
       emit('logout', { reason: 'logout' })
-      // Holding the lock means no refresh is in flight in any tab: each has seen the new epoch and dropped its result.
-      await tabs.lock('refresh', async () => {
-        await revoke(s?.rt)
-        if (persist) await forget()
-      })
-      await dpop?.reset(true)
+      try {
+        // Holding the lock means no refresh is in flight in any tab; the new epoch, written under it,
+        // kills every session that predates this logout, also in tabs that missed the message.
+        await tabs.lock('refresh', async () => {
+          const c = await tabs.read()
+          floor = Math.max(c.epoch + 1, floor)
+          await tabs.write({ gen: c.gen, epoch: floor })
+          await revoke(s?.rt)
+          if (persist) await forget()
+        })
+        await dpop?.reset(true)
+      } finally {
+        // What started while this logout ran is dropped too.
+        leaving--
+        era++
+      }
     },
   }
 }

@@ -40,6 +40,11 @@ function openTabs(as: TokenServer, apiOrigin: string, n: number, hub: ReturnType
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Waits until `ok()` holds (messages between tabs take a while on a loaded machine); bounded. */
+async function until(ok: () => boolean, ms = 5000) {
+  for (const started = Date.now(); !ok(); await sleep(5)) if (Date.now() - started > ms) throw new Error('timed out waiting')
+}
+
 describe.each([
   ['Bearer', false],
   ['DPoP', true],
@@ -51,7 +56,7 @@ describe.each([
     const tabs = openTabs(as, api.origin, n, hub, { dpop }, keyStore)
     if (dpop) await tabs[0]!.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })
     else await tabs[0]!.setTokens(as.seed({ expires_in: 60 }))
-    await sleep(60)
+    await until(() => tabs.every((t) => t.status()))
     return { as, api, hub, tabs, keyStore }
   }
 
@@ -95,7 +100,7 @@ describe.each([
     const events: string[] = []
     tabs.forEach((t, i) => t.on('logout', ({ reason }) => events.push(`${i}:${reason}`)))
     await tabs[0]!.logout()
-    await sleep(60)
+    await until(() => events.length == 3)
     expect(events.sort()).toEqual(['0:logout', '1:tab', '2:tab'])
     for (const tm of tabs) expect(isLatchkeyError(await tm.fetch(api.url('/after')).catch((e) => e), 'no_session')).toBe(true)
     expect(api.requests.filter((r) => r.path === '/after')).toHaveLength(0)
@@ -108,7 +113,7 @@ describe.each([
     await sleep(50)
     await tabs[0]!.logout()
     expect(isLatchkeyError(await inflight, 'no_session')).toBe(true)
-    await sleep(30)
+    await until(() => tabs.every((t) => !t.status()))
     for (const tm of tabs) {
       expect(tm.status()).toBeUndefined()
       expect(isLatchkeyError(await tm.fetch(api.url('/after')).catch((e) => e), 'no_session')).toBe(true)
@@ -124,7 +129,7 @@ describe.each([
     tabs.forEach((t, i) => t.on('session-expired', () => expired.push(i)))
     as.refreshTokens.clear()
     expect(isLatchkeyError(await tabs[2]!.refresh().catch((e) => e), 'session_expired')).toBe(true)
-    await sleep(60)
+    await until(() => expired.length == 3)
     expect(expired.sort()).toEqual([0, 1, 2])
     expect(tabs.every((t) => !t.status())).toBe(true)
   })

@@ -16,7 +16,9 @@ interface DemoConfig {
 }
 
 const MAX_LOG_ENTRIES = 80
-const BATCH_SIZE = 20
+const MAX_BATCH_SIZE = 200
+// A preference, not a secret: whether this browser keeps the session across reloads of the last tab.
+const PERSIST_PREFERENCE = 'latchkey-demo:persist'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const element = document.getElementById(id)
@@ -39,12 +41,15 @@ function errorText(error: unknown): string {
 
 const config = (await (await fetch('/config.json')).json()) as DemoConfig
 
+const persist = localStorage.getItem(PERSIST_PREFERENCE) === 'on'
+
 const tm = createTokenManager({
   clientId: config.clientId,
   tokenEndpoint: config.tokenEndpoint,
   revocationEndpoint: config.revocationEndpoint,
   allowedOrigins: [config.apiOrigin],
   dpop: true,
+  persist,
 })
 
 // ---- Event log ----
@@ -67,10 +72,15 @@ const secondsLeft = (expiresAt: number | undefined): string =>
 // ---- Session panel ----
 
 let refreshCount = 0
+// Token sets this tab took from another tab (its sign-in, refresh or restore).
+let adoptedCount = 0
+let lastTokensReason: string | undefined
 let lifetimeMs: number | undefined
 let thumbprint: string | undefined
 
 tm.on('tokens', ({ reason, expiresAt, tokenType, generation }) => {
+  lastTokensReason = reason
+  if (reason === 'tab') adoptedCount += 1
   lifetimeMs = expiresAt === undefined ? undefined : expiresAt - Date.now()
   log('tokens', `${reason} · ${tokenType} · ${secondsLeft(expiresAt)} · generation ${generation}`)
   render()
@@ -86,6 +96,9 @@ tm.on('session-expired', ({ error }) => {
   render()
 })
 tm.on('logout', ({ reason }) => {
+  // The next sign-in starts over: new DPoP key, new refresh-token family.
+  refreshCount = 0
+  thumbprint = undefined
   log('logout', reason === 'tab' ? 'signed out in another tab' : 'signed out; refresh token revoked')
   render()
 })
@@ -105,6 +118,7 @@ function render(): void {
   $('generation').textContent = String(status.generation)
   $('scope').textContent = status.scope ?? '–'
   $('refresh-count').textContent = String(refreshCount)
+  $('persistence').textContent = persist ? 'keeps the session' : 'signs you out'
   $('thumbprint').textContent = thumbprint ?? '…'
   if (thumbprint === undefined) {
     tm.dpopThumbprint().then((jkt) => {
@@ -171,11 +185,24 @@ action('call-api', async () => {
   log('api', `GET /api/me → ${response.status}`)
 })
 
+const batchInput = $<HTMLInputElement>('batch-size')
+
+function batchSize(): number {
+  const n = Math.round(batchInput.valueAsNumber)
+  return Number.isFinite(n) ? Math.min(MAX_BATCH_SIZE, Math.max(1, n)) : 20
+}
+
+batchInput.addEventListener('input', () => {
+  $('batch-label').textContent = String(batchSize())
+})
+
 action('call-many', async () => {
-  showResult('busy', [`Sending ${BATCH_SIZE} requests at once…`])
+  const size = batchSize()
+  showResult('busy', [`Sending ${size} requests at once…`])
   const refreshesBefore = refreshCount
+  const adoptedBefore = adoptedCount
   const outcomes = await Promise.allSettled(
-    Array.from({ length: BATCH_SIZE }, () => tm.fetch(`${config.apiOrigin}/api/items`).then((r) => r.status)),
+    Array.from({ length: size }, () => tm.fetch(`${config.apiOrigin}/api/items`).then((r) => r.status)),
   )
   const statuses = new Map<string, number>()
   for (const outcome of outcomes) {
@@ -183,11 +210,16 @@ action('call-many', async () => {
     statuses.set(key, (statuses.get(key) ?? 0) + 1)
   }
   const refreshes = refreshCount - refreshesBefore
+  const adopted = adoptedCount - adoptedBefore
   const allOk = statuses.size === 1 && statuses.has('200')
   const summary = [...statuses].map(([status, n]) => `${n} × ${status}`).join(', ')
-  showResult(allOk ? 'ok' : 'bad', [tag(allOk ? 'all 200' : 'mixed', allOk ? 'ok' : 'bad'), `${BATCH_SIZE} × GET /api/items`],
-    checks([`Responses: ${summary}`, allOk], [`Token refreshes during the batch: ${refreshes} (never more than one)`, refreshes <= 1]))
-  log('api', `${BATCH_SIZE} concurrent calls → ${summary}; ${refreshes} refresh`)
+  showResult(allOk ? 'ok' : 'bad', [tag(allOk ? 'all 200' : 'mixed', allOk ? 'ok' : 'bad'), `${size} × GET /api/items`],
+    checks(
+      [`Responses: ${summary}`, allOk],
+      [`Token refreshes during the batch: ${refreshes} (never more than one)`, refreshes <= 1],
+      [`New tokens taken from another tab: ${adopted}`, true],
+    ))
+  log('api', `${size} concurrent calls → ${summary}; ${refreshes} refresh, ${adopted} from another tab`)
 })
 
 action('expire', async () => {
@@ -212,10 +244,21 @@ action('third-party', async () => {
 
 action('sign-out', async () => {
   await tm.logout()
-  refreshCount = 0
-  thumbprint = undefined
   showResult('ok', ['Signed out.'])
 })
+
+const persistToggle = $<HTMLInputElement>('persist')
+persistToggle.checked = persist
+persistToggle.addEventListener('change', () => {
+  // The token manager reads the option once, at startup: apply the choice by reloading (signed out,
+  // nothing is lost).
+  if (persistToggle.checked) localStorage.setItem(PERSIST_PREFERENCE, 'on')
+  else localStorage.removeItem(PERSIST_PREFERENCE)
+  location.reload()
+})
+$('reload-note').textContent = persist
+  ? 'This browser keeps the session: the DPoP-bound refresh token is stored encrypted under a non-extractable key, so reloading the last tab keeps you signed in. Access tokens stay in memory.'
+  : "Tokens live in this tab's memory: reloading the last tab signs you out. A second tab joins the session without storing anything."
 
 action('sign-in', async () => {
   const url = await tm.authorizationUrl({
@@ -283,7 +326,12 @@ if (here.searchParams.has('code') || here.searchParams.has('error')) {
   }
 } else {
   try {
-    if (await tm.restore()) log('tokens', 'session adopted from another tab')
+    const started = performance.now()
+    const restored = await tm.restore()
+    const ms = Math.round(performance.now() - started)
+    if (!restored) log('session', `no session to restore (${ms} ms)`)
+    else if (lastTokensReason === 'tab') log('tokens', `session adopted from another tab in ${ms} ms`)
+    else log('tokens', `session restored from this browser's encrypted refresh token in ${ms} ms`)
   } catch (error) {
     log('warning', `restore: ${errorText(error)}`)
   }
