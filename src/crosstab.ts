@@ -13,8 +13,7 @@ export interface SharedSession {
 /** Messages between the tabs of one client. Never written to storage. */
 export type TabMessage =
   | { type: 'tokens'; epoch: number; gen: number; jkt?: string | undefined; session: SharedSession }
-  | { type: 'logout'; epoch: number }
-  | { type: 'expired'; epoch: number; gen: number }
+  | { type: 'logout'; epoch: number; expired?: boolean }
   | { type: 'hello' }
 
 /** Numbers (never tokens) that tabs share through storage that is consistent under the lock. */
@@ -41,12 +40,12 @@ export interface CrossTab {
   /** Writes the shared counters; resolves once a later `read` in any tab sees them. */
   write(value: SharedCounters): Promise<void>
   /**
-   * Whether some other tab may hold a session right now: `false` lets `restore()` answer at once.
-   * Optional; without it `restore()` waits briefly for an answer.
+   * Whether some other tab may hold a session right now: `false` lets `restore()` answer at once
+   * (answer `true` when you cannot tell; `restore()` then waits up to a second for a reply).
    */
-  peers?(): Promise<boolean>
+  peers(): Promise<boolean>
   /** Marks this tab as holding a session (`true`) or not (`false`), for `peers()` in other tabs. */
-  hold?(holding: boolean): void
+  hold(holding: boolean): void
 }
 
 /** In-tab lock and counters: single-flight within the tab, no other tabs. */
@@ -61,6 +60,8 @@ export function localCrossTab(): CrossTab {
     },
     post() {},
     listen: () => () => {},
+    peers: async () => false,
+    hold() {},
     read: async () => counters,
     write: async (v) => void (counters = v),
   }

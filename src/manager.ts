@@ -31,7 +31,7 @@ interface Session extends SharedSession {
 
 type Fresh = Omit<Session, 'gen' | 'epoch'>
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+const LOOPBACK = /^(localhost|127\.[\d.]+|\[::1\])$/
 const MAX_LIFETIME = 366 * 86400
 const LOGIN = 'latchkey:login:'
 
@@ -57,7 +57,7 @@ const checkURL = (value: unknown, name: string): URL => {
   } catch {}
   return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
     ? url
-    : invalid(name, 'not an https (or loopback http) URL')
+    : invalid(name, 'not https or loopback')
 }
 
 /**
@@ -90,7 +90,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const endpoint = typeof custom == 'string' ? { url: custom } : typeof custom == 'object' ? custom : undefined
   const dpopOption = options.dpop ?? true
   const persist = !!options.persist
-  if (persist && !dpopOption) invalid('persist', 'requires dpop')
+  if (persist && !dpopOption) invalid('persist', 'needs dpop')
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
   const timeout = (options.timeoutSeconds ?? 10) * 1000
   if (!(leeway >= 0 && timeout > 0)) invalid('refreshLeewaySeconds or timeoutSeconds')
@@ -132,8 +132,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const info = (s: Session): SessionInfo => ({ expiresAt: s.exp, tokenType: s.type, scope: s.scope, generation: s.gen })
   const due = (s: Session, early = Math.min(leeway, (s.life ?? 0) / 4)) => !s.at || (!!s.exp && now() >= s.exp - early)
   const expired = (s: Session) => due(s, 0)
-  const scrub = (text: string, ...more: (string | undefined)[]) =>
-    [session?.at, session?.rt, ...more].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
+  // During a refresh the refresh token presented is the session's.
+  const scrub = (text: string) => [session?.at, session?.rt].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
 
   const waitFor = (ok: () => boolean, ms: number) =>
     new Promise<void>((resolve) => {
@@ -147,15 +147,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const end = () => {
     session = pending = undefined
     era++
-    tabs.hold?.(false)
+    tabs.hold(false)
     wake()
   }
 
   const expire = (error: LatchkeyError) => {
-    const s = session
-    if (!s) return
+    if (!session) return
     end()
-    tabs.post({ type: 'expired', epoch: s.epoch, gen: s.gen })
+    // Like a logout for the other tabs: a new epoch ends every session of this one.
+    tabs.post({ type: 'logout', epoch: ++floor, expired: true })
     emit('session-expired', { error })
     if (persist) void forget()
   }
@@ -198,9 +198,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       return { res, json }
     })
 
-  const failure = (res: Response, json: unknown, where: string, refreshing: boolean, presented?: string) => {
+  const failure = (res: Response, json: unknown, where: string, refreshing: boolean) => {
     const o = isObject(json) ? json : {}
-    const text = (v: unknown) => (typeof v == 'string' ? scrub(v, presented) : undefined)
+    const text = (v: unknown) => (typeof v == 'string' ? scrub(v) : undefined)
     const error = text(o.error)
     const description = text(o.error_description)
     const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
@@ -225,7 +225,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       dpop?.nonce(url, res)
       if (res.ok) return { res, json }
       if (!retried && dpop && res.headers.has('dpop-nonce') && (json as { error?: unknown })?.error == 'use_dpop_nonce') continue
-      throw failure(res, json, 'POST ' + url, refreshing, form.refresh_token)
+      throw failure(res, json, 'POST ' + url, refreshing)
     }
   }
 
@@ -260,7 +260,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   const announce = async ({ gen, epoch, ath, ...session }: Session) =>
-    tabs.post({ type: 'tokens', epoch, gen, jkt: session.type == 'DPoP' ? await dpop!.jkt() : undefined, session })
+    tabs.post({ type: 'tokens', epoch, gen, jkt: await dpop?.jkt(), session })
 
   /** Installs a new session while holding the refresh lock: counters, persistence, other tabs, listeners. */
   const commit = async (fresh: Fresh, reason: TokenManagerEvents['tokens']['reason'], c: SharedCounters, epoch: number, e0: number) => {
@@ -280,7 +280,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const adopt = (s: Session, reason: TokenManagerEvents['tokens']['reason']) => {
     session = s
     floor = Math.max(floor, s.epoch)
-    tabs.hold?.(true)
+    tabs.hold(true)
     emit('tokens', { ...info(s), reason })
     wake()
     return s
@@ -316,13 +316,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const forget = () => keyStore.delete('rt:' + id).catch(() => {})
 
   const revoke = async (token: string | undefined) => {
-    if (!token || !revocationEndpoint) return
-    try {
-      const { res } = await post(revocationEndpoint, { token, token_type_hint: 'refresh_token', client_id: clientId })
-      if (!res.ok) throw new ResponseError(`POST ${revocationEndpoint}: HTTP ${res.status}`, { response: res })
-    } catch (e) {
-      warn('revocation_failed', (e as Error).message)
-    }
+    if (
+      token &&
+      revocationEndpoint &&
+      !(await post(revocationEndpoint, { token, token_type_hint: 'refresh_token', client_id: clientId }).then(({ res }) => res.ok, () => 0))
+    )
+      warn('revocation_failed')
   }
 
   const run = (reason: RefreshReason): Promise<Session> => {
@@ -332,18 +331,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const dropped = () => new NoSessionError('signed out')
     return tabs.lock('refresh', async () => {
       let c = await tabs.read()
-      if (e0 != era || leaving) throw dropped()
-      // A logout in another tab whose message has not arrived yet: drop this, the message follows.
-      if (session && c.epoch > session.epoch) throw dropped()
+      // Also a logout in another tab whose message has not arrived yet: drop this, the message follows.
+      if (e0 != era || leaving || (session && c.epoch > session.epoch)) throw dropped()
       // The lock can be granted before the last holder's tokens reach this tab: wait for that generation.
-      if (c.gen > (session?.gen ?? 0) && (session || !tabs.peers || (await tabs.peers()))) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
+      if (c.gen > (session?.gen ?? 0) && (session || (await tabs.peers()))) await waitFor(() => (session?.gen ?? 0) >= c.gen || e0 != era, 1000)
       if (e0 != era) throw dropped()
       if (persist && c.gen > (session?.gen ?? 0)) {
         const stored = await load()
         if (stored && stored.gen >= c.gen) session = stored
       }
       // A session read from storage has no access token: a tab holding this generation in memory hands it over.
-      if (session && !session.at && session.gen >= c.gen && tabs.peers && (await tabs.peers())) {
+      if (session && !session.at && session.gen >= c.gen && (await tabs.peers())) {
         tabs.post({ type: 'hello' })
         await waitFor(() => !!session?.at || e0 != era, 1000)
         if (e0 != era) throw dropped()
@@ -419,15 +417,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   const ask = async () => {
-    if (tabs.peers && !(await tabs.peers())) return false
+    if (!(await tabs.peers())) return false
     tabs.post({ type: 'hello' })
-    await waitFor(() => !!session, tabs.peers ? 1000 : 200)
+    await waitFor(() => !!session, 1000)
     return !!session
   }
 
   const resume = () => {
     const s = session
-    if (s && due(s) && !offline() && !pending && globalThis.document?.visibilityState != 'hidden')
+    if (s && due(s) && !offline() && globalThis.document?.visibilityState != 'hidden')
       refresh('resume').catch(() => {})
   }
   globalThis.addEventListener?.('online', resume)
@@ -441,11 +439,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (session && session.epoch < m.epoch) {
         end()
         void dpop?.reset()
-        emit('logout', { reason: 'tab' })
+        if (m.expired) emit('session-expired', { error: new SessionExpiredError('session ended') })
+        else emit('logout', { reason: 'tab' })
       }
-    } else if (m.type == 'expired') {
-      if (session && session.epoch == m.epoch && session.gen <= m.gen)
-        expire(new SessionExpiredError('session ended'))
     } else {
       // A session read from storage (no access token) gives way to the same generation from a tab.
       const stale = () => m.epoch < floor || (!!session && (m.gen < session.gen || (m.gen == session.gen && !!session.at)))

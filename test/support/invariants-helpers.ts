@@ -50,6 +50,8 @@ export function slowWriteCrossTab(writeMs: number) {
     },
     post() {},
     listen: () => () => {},
+    peers: async () => false,
+    hold() {},
     read: async () => ({ ...counters }),
     async write(value) {
       const s = started
