@@ -36,7 +36,7 @@ export class LatchkeyError extends Error {
   readonly code: LatchkeyErrorCode
   /** The OAuth `error` value the server sent (`invalid_grant`, `access_denied`, …), when it sent one. */
   readonly error?: string
-  /** The server's `error_description`, when it sent one (scrubbed of token values, truncated). */
+  /** The server's `error_description`, when it sent one (scrubbed of token values). */
   readonly description?: string
   /** The HTTP status of the response that caused the error, when there was one. */
   readonly status?: number

@@ -76,6 +76,9 @@ export interface TokenManagerOptions {
    * `tokenEndpoint`.
    * @example { url: '/auth/refresh', credentials: 'include' }
    * @example async ({ signal }) => (await fetch('/auth/refresh', { method: 'POST', signal })).json()
+   *
+   * A function ends the session by throwing `new SessionExpiredError(message)`; any other error
+   * counts as a failed refresh that keeps the session (and is reported without its message).
    */
   refresh?: string | RefreshEndpoint | ((context: RefreshContext) => Promise<TokenResponse>)
   /**

@@ -1,31 +1,10 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { serve, startApi, startTokenServer, json, type TokenServer } from './support/servers.js'
+import { advance, cleanups, manager as harnessManager, setup } from './support/harness.js'
 
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  vi.useRealTimers()
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function setup(serverOptions: Parameters<typeof startTokenServer>[0] = {}, apiOptions = {}) {
-  const as = await startTokenServer(serverOptions)
-  const api = await startApi(as, apiOptions)
-  cleanups.push(as.close, api.close)
-  return { as, api }
-}
-
-function manager(as: TokenServer, allowed: string[], options: Partial<TokenManagerOptions> = {}): TokenManager {
-  return createTokenManager({
-    clientId: 'spa',
-    tokenEndpoint: as.tokenEndpoint,
-    revocationEndpoint: as.revocationEndpoint,
-    allowedOrigins: allowed,
-    dpop: false,
-    crossTab: false,
-    ...options,
-  })
-}
+const manager = (as: TokenServer, allowed: string[], options: Partial<TokenManagerOptions> = {}): TokenManager =>
+  harnessManager(as, allowed, { dpop: false, ...options })
 
 /** Every string a test wants to be sure never leaks. */
 function tokensOf(as: TokenServer) {
@@ -38,11 +17,6 @@ function expectNoToken(value: unknown, tokens: string[]) {
       ? [value.message, value.stack, JSON.stringify(value), String(value), String((value as { cause?: unknown }).cause ?? '')].join('\n')
       : JSON.stringify(value) + String(value)
   for (const t of tokens) expect(text).not.toContain(t)
-}
-
-/** Moves the clock (Date only: servers and timers keep running) `seconds` ahead. */
-function advance(seconds: number) {
-  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000 })
 }
 
 describe('construction', () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { calculateJwkThumbprint } from 'jose'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   createTokenManager,
   DPoPProofError,
@@ -13,34 +13,13 @@ import {
   type TokenManagerOptions,
 } from '../src/index.js'
 import { json, serve, startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { cleanups, manager, setup } from './support/harness.js'
 import { ath, checkProof, decodeProof, expectNoSecret, recordingKeyStore, startRecorder } from './support/dpop-helpers.js'
-
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  vi.restoreAllMocks()
-  while (cleanups.length) await cleanups.pop()!()
-})
 
 const REDIRECT = 'http://127.0.0.1/cb'
 
-async function servers(asOptions: Parameters<typeof startTokenServer>[0] = {}, apiOptions: Parameters<typeof startApi>[1] = {}) {
-  const as = await startTokenServer({ dpop: true, ...asOptions })
-  cleanups.push(as.close)
-  const api = await startApi(as, apiOptions)
-  cleanups.push(api.close)
-  return { as, api }
-}
-
-function manager(as: TokenServer, allowed: string[], options: Partial<TokenManagerOptions> = {}): TokenManager {
-  return createTokenManager({
-    clientId: 'spa',
-    tokenEndpoint: as.tokenEndpoint,
-    revocationEndpoint: as.revocationEndpoint,
-    allowedOrigins: allowed,
-    crossTab: false,
-    ...options,
-  })
-}
+const servers = (asOptions: Parameters<typeof startTokenServer>[0] = {}, apiOptions: Parameters<typeof startApi>[1] = {}) =>
+  setup({ dpop: true, ...asOptions }, apiOptions)
 
 /** Signs in through the authorization_code grant, which is what binds the tokens to the key. */
 const login = (tm: TokenManager, as: TokenServer) => tm.exchangeCode({ code: as.code(), codeVerifier: 'x', redirectUri: REDIRECT })

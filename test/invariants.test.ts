@@ -2,7 +2,7 @@
 // interleavings of refresh, 401, setTokens, restore and logout, bad server input, and every place a
 // token value could leak (errors, causes, events, warnings). Real loopback servers throughout; only
 // Date is moved.
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import {
   createTokenManager,
@@ -12,41 +12,14 @@ import {
   type TokenManagerEvents,
   type TokenManagerOptions,
 } from '../src/index.js'
-import { json, serve, startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { json, startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { advance, cleanups, manager as harnessManager, served, setup } from './support/harness.js'
 import { decodeProof } from './support/dpop-helpers.js'
 import { createTabsHub } from './support/tabs.js'
 import { expectNoToken, printable, scriptedApi, sleep, slowWriteCrossTab, tokensOf } from './support/invariants-helpers.js'
 
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  vi.useRealTimers()
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function setup(serverOptions: Parameters<typeof startTokenServer>[0] = {}, apiOptions = {}) {
-  const as = await startTokenServer(serverOptions)
-  const api = await startApi(as, apiOptions)
-  cleanups.push(as.close, api.close)
-  return { as, api }
-}
-
-async function served(handler: Parameters<typeof serve>[0]) {
-  const s = await serve(handler)
-  cleanups.push(s.close)
-  return s
-}
-
-function manager(as: TokenServer, allowed: string[], options: Partial<TokenManagerOptions> = {}): TokenManager {
-  return createTokenManager({
-    clientId: 'spa',
-    tokenEndpoint: as.tokenEndpoint,
-    revocationEndpoint: as.revocationEndpoint,
-    allowedOrigins: allowed,
-    dpop: false,
-    crossTab: false,
-    ...options,
-  })
-}
+const manager = (as: TokenServer, allowed: string[], options: Partial<TokenManagerOptions> = {}): TokenManager =>
+  harnessManager(as, allowed, { dpop: false, ...options })
 
 /** Records every event of `tm`, in order. */
 function record(tm: TokenManager) {
@@ -54,11 +27,6 @@ function record(tm: TokenManager) {
   for (const e of ['tokens', 'refresh', 'refresh-error', 'session-expired', 'logout', 'warning'] as const)
     tm.on(e, (s: TokenManagerEvents[typeof e]) => events.push([e, s]))
   return events
-}
-
-/** Moves the clock (Date only: servers and timers keep running) `seconds` ahead. */
-function advance(seconds: number) {
-  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000 })
 }
 
 const html503 = (res: import('node:http').ServerResponse) => (res.writeHead(503, { 'content-type': 'text/html' }).end('<html>busy</html>'), true)
@@ -512,7 +480,7 @@ describe('bad server input (invariant 8)', () => {
 
   it('an expired token and an unreachable token endpoint: typed network_error, no token in it, the session kept', async () => {
     const { as, api } = await setup()
-    const dead = await serve((_req, res) => res.destroy())
+    const dead = await served((_req, res) => res.destroy())
     await dead.close()
     const tm = manager(as, [api.origin], { tokenEndpoint: dead.url('/token') })
     const seeded = as.seed({ expires_in: 60 })
@@ -546,7 +514,7 @@ describe('no token in errors, events or warnings (invariant 6)', () => {
   it('a failing revocation (5xx quoting the token, or no server) warns without the token; logout still completes', async () => {
     const { as, api } = await setup()
     const revoke = await served((req, res) => json(res, 500, { error: 'server_error', error_description: 'cannot revoke ' + new URLSearchParams(req.body).get('token') }))
-    const dead = await serve((_req, res) => res.destroy())
+    const dead = await served((_req, res) => res.destroy())
     await dead.close()
     for (const revocationEndpoint of [revoke.url('/revoke'), dead.url('/revoke')]) {
       const tm = manager(as, [api.origin], { revocationEndpoint })

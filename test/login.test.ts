@@ -1,17 +1,10 @@
 import { createHash } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, memoryKeyStore } from '../src/index.js'
-import { startApi, startTokenServer } from './support/servers.js'
+import { setup } from './support/harness.js'
 
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function setup() {
-  const as = await startTokenServer({ dpop: true })
-  const api = await startApi(as)
-  cleanups.push(as.close, api.close)
+async function signInSetup() {
+  const { as, api } = await setup({ dpop: true })
   const tm = createTokenManager({
     clientId: 'spa',
     tokenEndpoint: as.tokenEndpoint,
@@ -26,7 +19,7 @@ const params = { authorizationEndpoint: 'https://as.example/authorize?tenant=a',
 
 describe('authorization code + PKCE + dpop_jkt', () => {
   it('builds the request: S256 challenge, state, dpop_jkt, resource indicators, extra parameters', async () => {
-    const { tm } = await setup()
+    const { tm } = await signInSetup()
     const url = new URL(
       await tm.authorizationUrl({ ...params, scope: 'openid api', resource: ['https://api.example', 'https://b.example'], extraParameters: { prompt: 'login' } }),
     )
@@ -50,12 +43,12 @@ describe('authorization code + PKCE + dpop_jkt', () => {
   })
 
   it('refuses an authorization endpoint over plain http', async () => {
-    const { tm } = await setup()
+    const { tm } = await signInSetup()
     await expect(tm.authorizationUrl({ ...params, authorizationEndpoint: 'http://as.example/authorize' })).rejects.toThrow(TypeError)
   })
 
   it('handleRedirect exchanges the code with a DPoP proof; the tokens stay in memory and work at the API', async () => {
-    const { as, api, tm } = await setup()
+    const { as, api, tm } = await signInSetup()
     const q = new URL(await tm.authorizationUrl(params)).searchParams
     await tm.handleRedirect(`${params.redirectUri}?code=${as.code()}&state=${q.get('state')}`)
     expect(as.counts.code).toBe(1)
@@ -65,7 +58,7 @@ describe('authorization code + PKCE + dpop_jkt', () => {
   })
 
   it('the verifier sent is the one whose S256 hash was the challenge', async () => {
-    const { as } = await setup()
+    const { as } = await signInSetup()
     let form: URLSearchParams | undefined
     const tm = createTokenManager({
       clientId: 'spa',
@@ -88,7 +81,7 @@ describe('authorization code + PKCE + dpop_jkt', () => {
   })
 
   it('a state is used once; an unknown state is refused without a token request', async () => {
-    const { as, tm } = await setup()
+    const { as, tm } = await signInSetup()
     const q = new URL(await tm.authorizationUrl(params)).searchParams
     await tm.handleRedirect(`${params.redirectUri}?code=${as.code()}&state=${q.get('state')}`)
     const replay = await tm.handleRedirect(`${params.redirectUri}?code=${as.code()}&state=${q.get('state')}`).catch((e) => e)
@@ -99,7 +92,7 @@ describe('authorization code + PKCE + dpop_jkt', () => {
   })
 
   it('an authorization error response becomes a typed LoginError with error and description', async () => {
-    const { as, tm } = await setup()
+    const { as, tm } = await signInSetup()
     const q = new URL(await tm.authorizationUrl(params)).searchParams
     const error = await tm
       .handleRedirect(`${params.redirectUri}?error=access_denied&error_description=User+said+no&state=${q.get('state')}`)
@@ -111,7 +104,7 @@ describe('authorization code + PKCE + dpop_jkt', () => {
   })
 
   it('a rejected code gives a typed oauth_error and installs nothing', async () => {
-    const { tm } = await setup()
+    const { tm } = await signInSetup()
     const q = new URL(await tm.authorizationUrl(params)).searchParams
     const error = await tm.handleRedirect(`${params.redirectUri}?code=nope&state=${q.get('state')}`).catch((e) => e)
     expect(isLatchkeyError(error, 'oauth_error')).toBe(true)

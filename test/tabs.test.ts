@@ -1,24 +1,8 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, memoryKeyStore, type KeyStore, type TokenManagerOptions } from '../src/index.js'
-import { startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { type TokenServer } from './support/servers.js'
+import { advance, cleanups, setup } from './support/harness.js'
 import { createTabsHub } from './support/tabs.js'
-
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  vi.useRealTimers()
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function setup(serverOptions: Parameters<typeof startTokenServer>[0] = {}) {
-  const as = await startTokenServer(serverOptions)
-  const api = await startApi(as)
-  cleanups.push(as.close, api.close)
-  return { as, api }
-}
-
-function advance(seconds: number) {
-  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000 })
-}
 
 /** Opens `n` tabs of one client sharing a hub and (for DPoP) one key store, as tabs share IndexedDB. */
 function openTabs(as: TokenServer, apiOrigin: string, n: number, hub: ReturnType<typeof createTabsHub>, options: Partial<TokenManagerOptions> = {}, keyStore: KeyStore = memoryKeyStore()) {
