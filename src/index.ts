@@ -13,6 +13,8 @@ export {
   LoginError,
   isLatchkeyError,
   type LatchkeyErrorCode,
+  type LatchkeyErrorOptions,
+  type LatchkeyErrorClass,
 } from './errors.js'
 export type {
   TokenManager,

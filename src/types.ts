@@ -20,7 +20,7 @@ export interface TokenResponse {
 /** What a custom refresh function receives. */
 export interface RefreshContext {
   /** The refresh token held in memory, if any (none in the cookie pattern). */
-  refreshToken?: string
+  refreshToken?: string | undefined
   /** Aborts when the request times out or the session ends. */
   signal: AbortSignal
   /** Makes a DPoP proof for a request to `url` (when DPoP is on), for the function's own request. */
