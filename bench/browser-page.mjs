@@ -1,0 +1,113 @@
+// The figures of the Chromium run, inside the bench page (served by bench/browser-server.mjs, driven
+// by bench/browser.mjs). Rounds and medians are bench/lib.mjs itself, the file the Node run uses.
+// Every API request goes to another origin (another port), with the same headers on both sides of
+// a ratio, so both sides pay the same CORS checks and the same (cached) preflight.
+
+import { createTokenManager } from '/latchkey.min.js'
+import { sideBySide, timeSequential } from '/lib.mjs'
+
+const subtle = crypto.subtle
+const encoder = new TextEncoder()
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' }
+const drain = async (res) => void (await res.arrayBuffer())
+
+/** A token manager as an app makes one, against the bench API; `fetch` only for the probe. */
+const manager = (api, dpop, fetch) =>
+  createTokenManager({ clientId: 'bench', tokenEndpoint: api + '/token', allowedOrigins: [api], dpop, ...(fetch ? { fetch } : {}) })
+
+const session = (at, type) => ({ access_token: at, token_type: type, expires_in: 3600 })
+
+/** The DPoP session of (c) and (c′), set up once: its manager and a real proof of its key. */
+let dpopState
+
+const stats = async () => (await fetch('/stats', { cache: 'no-store' })).json()
+
+const figures = {
+  /** Sets up the DPoP session; resolves with one real proof for a GET to the API, to check in Node. */
+  async setup({ api, at }) {
+    const url = api + '/api/items'
+    const tm = manager(api, true)
+    await tm.setTokens(session(at, 'DPoP'))
+    // A probe on the same key (same client id and endpoint, so the same IndexedDB entry) with a
+    // canned fetch, to capture the headers latchkey sends.
+    let headers
+    const probe = manager(api, true, async (input, init) => ((headers = new Headers(init?.headers)), new Response(null)))
+    await probe.setTokens(session(at, 'DPoP'))
+    await probe.fetch(url)
+    const proof = headers.get('dpop')
+    // The floor's key: ES256, non-extractable, like latchkey's.
+    const { privateKey } = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])
+    dpopState = { tm, url, at, proof, privateKey }
+    return { url, proof, authorization: headers.get('authorization') }
+  },
+
+  /** (b): tm.fetch with a Bearer token vs raw fetch with the same Authorization header. */
+  async b({ api, at, n, rounds }) {
+    const url = api + '/api/items'
+    const tm = manager(api, false)
+    await tm.setTokens(session(at, 'Bearer'))
+    const headers = { authorization: 'Bearer ' + at }
+    return sideBySide({
+      rounds,
+      a: () => timeSequential(async () => drain(await tm.fetch(url)), n),
+      b: () => timeSequential(async () => drain(await fetch(url, { headers })), n),
+    })
+  },
+
+  /** (c): tm.fetch with DPoP vs raw fetch sending the same two headers (a fixed, real proof). */
+  async c({ n, rounds }) {
+    const { tm, url, at, proof } = dpopState
+    const headers = { authorization: 'DPoP ' + at, dpop: proof }
+    return sideBySide({
+      rounds,
+      a: () => timeSequential(async () => drain(await tm.fetch(url)), n),
+      b: () => timeSequential(async () => drain(await fetch(url, { headers })), n),
+    })
+  },
+
+  /** (c′): tm.fetch with DPoP vs the floor: 1 digest + 1 sign, then raw fetch with those headers. */
+  async "c'"({ n, rounds }) {
+    const { tm, url, at, proof, privateKey } = dpopState
+    const headers = { authorization: 'DPoP ' + at, dpop: proof }
+    const signingInput = encoder.encode(proof.split('.').slice(0, 2).join('.'))
+    const floor = async () => {
+      await subtle.digest('SHA-256', encoder.encode(at))
+      await subtle.sign(SIGN, privateKey, signingInput)
+      await drain(await fetch(url, { headers }))
+    }
+    return sideBySide({
+      rounds,
+      a: () => timeSequential(async () => drain(await tm.fetch(url)), n),
+      b: () => timeSequential(floor, n),
+    })
+  },
+}
+
+/**
+ * Runs one figure (or the setup) and adds what the servers counted meanwhile: API requests and
+ * CORS preflights (both sides share one cached preflight, so this should stay at 0 or 1).
+ */
+async function run(id, spec) {
+  const before = await stats()
+  const result = await figures[id](spec)
+  const after = await stats()
+  return { ...result, requests: after.api - before.api, preflight: after.preflight - before.preflight }
+}
+
+window.latchkeyBench = { run }
+
+// Launched without Playwright (`?run=` + the spec as JSON): run every step in order and post each
+// result to the page origin, which hands it to bench/browser.mjs.
+const auto = new URLSearchParams(location.search).get('run')
+if (auto) {
+  const { steps, ...spec } = JSON.parse(auto)
+  const post = (body) => fetch('/result', { method: 'POST', body: JSON.stringify(body) })
+  for (const id of steps) {
+    try {
+      await post({ id, result: await run(id, spec) })
+    } catch (e) {
+      await post({ id, error: String(e?.stack ?? e) })
+      break
+    }
+  }
+}
