@@ -10,7 +10,8 @@
 
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { readdirSync, statSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
+import { ensureBuilt } from './build.mjs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -29,22 +30,8 @@ if (!only.includes('b') && !only.includes('c')) {
 }
 
 // --- the built package -------------------------------------------------------------------------
-const newest = (dir) => Math.max(...readdirSync(dir).map((f) => statSync(dir + '/' + f).mtimeMs))
-let stale
-try {
-  stale = statSync(here('../dist/latchkey.min.js')).mtimeMs < newest(here('../src'))
-} catch {
-  stale = true
-}
-if (stale) {
-  console.log('dist/latchkey.min.js is missing or older than src/: building…')
-  const { rollup } = await import('rollup')
-  const { min } = await import('../rollup.config.mjs')
-  const config = min[0] // the core's entry; ky.min.js is not needed here
-  const bundle = await rollup(config)
-  await bundle.write(config.output)
-  await bundle.close()
-}
+// The core's browser build only; ky.min.js is not needed here.
+await ensureBuilt('dist/latchkey.min.js', ({ min }) => min[0])
 
 // --- everything that must stop: servers, browsers, profile dirs --------------------------------
 let child

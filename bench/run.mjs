@@ -7,9 +7,10 @@
 // table and writes it, with the machine it ran on, to bench/last-run.md.
 
 import { fork, spawnSync } from 'node:child_process'
-import { readdirSync, statSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { ensureBuilt } from './build.mjs'
 import { b64u, median, sideBySide, sleep, timeSequential } from './lib.mjs'
 
 if (typeof globalThis.gc != 'function') {
@@ -26,21 +27,7 @@ const started = performance.now()
 const load = os.loadavg()
 
 // --- the built package -------------------------------------------------------------------------
-const newest = (dir) => Math.max(...readdirSync(dir).map((f) => statSync(dir + '/' + f).mtimeMs))
-let stale
-try {
-  stale = statSync(here('../dist/index.js')).mtimeMs < newest(here('../src'))
-} catch {
-  stale = true
-}
-if (stale) {
-  console.log('dist/ is missing or older than src/: building…')
-  const { rollup } = await import('rollup')
-  const { esm } = await import('../rollup.config.mjs')
-  const bundle = await rollup(esm)
-  await bundle.write(esm.output)
-  await bundle.close()
-}
+await ensureBuilt('dist/index.js', ({ esm }) => esm)
 const { createTokenManager } = await import('../dist/index.js')
 
 // --- the loopback servers, in a child process --------------------------------------------------
