@@ -11,7 +11,7 @@
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { writeFileSync } from 'node:fs'
-import { ensureBuilt } from './build.mjs'
+import { describeMachine, ensureBuilt, resultTable } from './build.mjs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -167,16 +167,8 @@ try {
   }
 
   // --- report ------------------------------------------------------------------------------------
-  const cpus = os.cpus()
-  const machine =
-    `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
-    `${os.type()} ${os.release()}, ${browserVersion ?? 'Chromium'} (headless), Node ${process.version}; ` +
-    `load average ${load.map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the start`
-  const table = [
-    '| figure | measured | goal |',
-    '| --- | ---: | ---: |',
-    ...results.map((r) => `| (${r.id}) ${r.what} | **${r.ratio.toFixed(2)}×** | ${r.goal == null ? '—' : '≤ ' + r.goal + '×' + (r.ratio <= r.goal ? '' : ' (missed)')} |`),
-  ].join('\n')
+  const machine = describeMachine(load, `${browserVersion ?? 'Chromium'} (headless), Node ${process.version}`)
+  const table = resultTable(results)
   const when = new Date().toISOString().slice(0, 10)
   const text =
     `## Chromium\n\nMeasured ${when} with \`npm run bench:browser\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${table}\n\n` +

@@ -1,6 +1,7 @@
-// Rebuilds one rollup output of the package when it is missing or older than src/, so a bench
-// always measures the code an app gets.
+// What both benches share: rebuilding the package output they measure when src/ is newer, and the
+// report's machine line and table.
 import { readdirSync, statSync } from 'node:fs'
+import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
@@ -25,4 +26,30 @@ export async function ensureBuilt(file, pick) {
   const bundle = await rollup(config)
   await bundle.write(/** @type {import('rollup').OutputOptions} */ (config.output))
   await bundle.close()
+}
+
+/**
+ * The machine a run measured, for the report: CPU, cores, memory, OS, the runtimes, and the load
+ * average taken when the run started.
+ * @param {number[]} load `os.loadavg()` at the start
+ * @param {string} runtimes e.g. `Node v20.20.2`
+ */
+export function describeMachine(load, runtimes) {
+  const cpus = os.cpus()
+  return (
+    `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+    `${os.type()} ${os.release()}, ${runtimes}; load average ${load.map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the start`
+  )
+}
+
+/**
+ * The markdown table of a run's figures, each with its goal and whether it was met.
+ * @param {{ id: string, what: string, ratio: number, goal: number | null }[]} results
+ */
+export function resultTable(results) {
+  return [
+    '| figure | measured | goal |',
+    '| --- | ---: | ---: |',
+    ...results.map((r) => `| (${r.id}) ${r.what} | **${r.ratio.toFixed(2)}×** | ${r.goal == null ? '—' : '≤ ' + r.goal + '×' + (r.ratio <= r.goal ? '' : ' (missed)')} |`),
+  ].join('\n')
 }

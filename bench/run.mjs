@@ -10,7 +10,7 @@ import { fork, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { ensureBuilt } from './build.mjs'
+import { describeMachine, ensureBuilt, resultTable } from './build.mjs'
 import { b64u, median, sideBySide, sleep, timeSequential } from './lib.mjs'
 
 if (typeof globalThis.gc != 'function') {
@@ -293,17 +293,10 @@ if (only.includes('d')) {
 child.disconnect()
 
 // --- report ------------------------------------------------------------------------------------
-const cpus = os.cpus()
-const machine =
-  `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
-  `${os.type()} ${os.release()}, Node ${process.version}; load average ${load.map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the start`
+const machine = describeMachine(load, `Node ${process.version}`)
 const order = ['a', "a'", "a''", 'b', 'c', "c'", 'd', "d'", 'e']
 results.sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id))
-const table = [
-  '| figure | measured | goal |',
-  '| --- | ---: | ---: |',
-  ...results.map((r) => `| (${r.id}) ${r.what} | **${r.ratio.toFixed(2)}×** | ${r.goal == null ? '—' : '≤ ' + r.goal + '×' + (r.ratio <= r.goal ? '' : ' (missed)')} |`),
-].join('\n')
+const table = resultTable(results)
 const when = new Date().toISOString().slice(0, 10)
 const text = `Measured ${when} with \`npm run bench\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${table}\n\nDetails:\n\n${results.map((r) => `- (${r.id}) ${r.detail}`).join('\n')}\n`
 console.log('\n' + text)

@@ -4,8 +4,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { inspect } from 'node:util'
 import { expect } from 'vitest'
-import type { CrossTab, SharedCounters } from '../../src/index.js'
+import type { CrossTab } from '../../src/index.js'
 import { json, serve, type TokenServer } from './servers.js'
+import { createTabsHub } from './tabs.js'
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
@@ -39,29 +40,20 @@ export function expectNoToken(value: unknown, tokens: string[]) {
  * transaction of the browser mechanism. `nextWrite()` resolves when the next write starts.
  */
 export function slowWriteCrossTab(writeMs: number) {
-  const chain = new Map<string, Promise<unknown>>()
-  let counters: SharedCounters = { gen: 0, epoch: 0 }
+  const hub = createTabsHub()
+  const base = hub.tab()
   let started: (() => void) | undefined
   const tab: CrossTab = {
-    lock(name, fn) {
-      const run = (chain.get(name) ?? Promise.resolve()).then(fn, fn)
-      chain.set(name, run.catch(() => {}))
-      return run
-    },
-    post() {},
-    listen: () => () => {},
-    peers: async () => false,
-    hold() {},
-    read: async () => ({ ...counters }),
+    ...base,
     async write(value) {
       const s = started
       started = undefined
       s?.()
       await sleep(writeMs)
-      counters = { ...value }
+      await base.write(value)
     },
   }
-  return { tab, counters: () => counters, nextWrite: () => new Promise<void>((r) => (started = r)) }
+  return { tab, counters: hub.counters, nextWrite: () => new Promise<void>((r) => (started = r)) }
 }
 
 export interface Recorded {
