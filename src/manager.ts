@@ -3,7 +3,6 @@ import { createDPoP } from './dpop.js'
 import {
   DPoPProofError,
   isLatchkeyError,
-  LoginError,
   NetworkError,
   NoSessionError,
   OAuthError,
@@ -21,7 +20,8 @@ import type {
   TokenManagerOptions,
   RefreshContext,
 } from './types.js'
-import { encoder, isObject, now, random, sha256 } from './util.js'
+import { authorizationRequest, redirectResult } from './login.js'
+import { checkURL, encoder, invalid, isObject, now, sha256 } from './util.js'
 
 interface Session extends SharedSession {
   gen: number
@@ -31,9 +31,7 @@ interface Session extends SharedSession {
 
 type Fresh = Omit<Session, 'gen' | 'epoch'>
 
-const LOOPBACK = /^(localhost|127\.[\d.]+|\[::1\])$/
 const MAX_LIFETIME = 366 * 86400
-const LOGIN = 'latchkey:login:'
 
 const here = () => globalThis.location?.href
 
@@ -43,22 +41,6 @@ const ended = (e: unknown) => /^(session_expired|no_session)$/.test((e as Latchk
 const discard = (res: Response) => void res.body?.cancel().catch(() => {})
 
 const offline = () => (globalThis.navigator as Navigator | undefined)?.onLine === false
-
-/** Throws the TypeError of a bad argument, naming it. */
-const invalid = (name: string, why = 'invalid'): never => {
-  throw new TypeError(name + ': ' + why)
-}
-
-/** An absolute https URL, or http on a loopback host. */
-const checkURL = (value: unknown, name: string): URL => {
-  let url: URL | undefined
-  try {
-    url = new URL(value as string)
-  } catch {}
-  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
-    ? url
-    : invalid(name, 'not https or loopback')
-}
 
 /**
  * Creates a token manager: tokens in memory, attached only to `allowedOrigins`, DPoP-bound by
@@ -478,42 +460,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
     },
 
-    async authorizationUrl({ authorizationEndpoint, redirectUri, scope, resource, extraParameters }) {
-      const url = checkURL(authorizationEndpoint, 'authorizationEndpoint')
-      const verifier = random(32)
-      const state = random(16)
-      const q = url.searchParams
-      const params: Record<string, string | undefined> = {
-        ...extraParameters,
-        response_type: 'code',
-        client_id: clientId,
-        redirect_uri: redirectUri,
-        scope,
-        state,
-        code_challenge: await sha256(verifier),
-        code_challenge_method: 'S256',
-        dpop_jkt: await dpop?.jkt(),
-      }
-      for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
-      for (const r of [resource ?? []].flat()) q.append('resource', r)
-      sessionStorage.setItem(LOGIN + state, verifier + ' ' + redirectUri)
-      return url.href
-    },
+    authorizationUrl: async (parameters) => authorizationRequest(clientId, parameters, await dpop?.jkt()),
 
-    async handleRedirect(input) {
-      const url = new URL(input, here())
-      const q = url.searchParams
-      const key = LOGIN + q.get('state')
-      const saved = sessionStorage.getItem(key)
-      sessionStorage.removeItem(key)
-      if (!saved) throw new LoginError('unknown state')
-      const error = q.get('error')
-      if (error) throw new LoginError(error, { error, description: q.get('error_description') ?? undefined })
-      const code = q.get('code')
-      if (!code) throw new LoginError('no code')
-      const [codeVerifier, redirectUri] = saved.split(' ') as [string, string]
-      await exchangeCode({ code, codeVerifier, redirectUri })
-    },
+    handleRedirect: async (input) => exchangeCode(redirectResult(input)),
 
     async setTokens(response) {
       await install(parse(response, 'setTokens', undefined), 'set')

@@ -17,3 +17,21 @@ export const now = (): number => Date.now()
 
 export const isObject = (v: unknown): v is Record<string, unknown> =>
   !!v && typeof v === 'object' && !Array.isArray(v)
+
+const LOOPBACK = /^(localhost|127\.[\d.]+|\[::1\])$/
+
+/** Throws the TypeError of a bad argument, naming it. */
+export const invalid = (name: string, why = 'invalid'): never => {
+  throw new TypeError(name + ': ' + why)
+}
+
+/** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
+export const checkURL = (value: unknown, name: string): URL => {
+  let url: URL | undefined
+  try {
+    url = new URL(value as string)
+  } catch {}
+  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
+    ? url
+    : invalid(name, 'not https or loopback')
+}
