@@ -8,9 +8,12 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
-/** Budgets in bytes of min+gzip (1 KB = 1,000 bytes, the strict reading of the figures). */
+/**
+ * Budgets in bytes of min+gzip. The core's is checked twice: on this minified browser build, and
+ * as an app's bundler sees it (esbuild --bundle --minify of dist/index.js; test/size.test.ts).
+ */
 export const budgets = {
-  'latchkey.min.js': { entry: 'latchkey', limit: 6000 },
+  'latchkey.min.js': { entry: 'latchkey', limit: 7500 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
 

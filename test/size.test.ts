@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { rollup, type OutputChunk, type RollupOptions } from 'rollup'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { entries, esm, min, minNames } from '../rollup.config.mjs'
-import { budgets, measure, table } from '../scripts/size.mjs'
+import { budgets, gzipSize, measure, table } from '../scripts/size.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -44,6 +44,26 @@ describe('size budgets (min+gzip)', () => {
     console.log(table([row!]))
     expect(row!.gzip, `${row!.entry} is ${row!.gzip - limit} B over its ${limit} B budget`).toBeLessThanOrEqual(limit)
   })
+})
+
+describe('as an app\'s bundler sees it', () => {
+  it('esbuild --bundle --minify of dist/index.js (ky external) stays within the core budget', async () => {
+    const { build: esbuild } = await import('esbuild')
+    const index = (await build(esm)).find((c) => c.fileName == 'index.js')!
+    const result = await esbuild({
+      stdin: { contents: index.code, loader: 'js', resolveDir: root },
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      external: ['ky'],
+      write: false,
+    })
+    const code = result.outputFiles[0]!.text
+    const gzip = gzipSize(code)
+    const { limit } = budgets['latchkey.min.js']
+    console.log(`latchkey as bundled by esbuild: ${code.length} B min, ${gzip} B min+gzip (budget ${limit} B)`)
+    expect(gzip, `${gzip - limit} B over the ${limit} B budget`).toBeLessThanOrEqual(limit)
+  }, 60_000)
 })
 
 describe('bundle boundaries', () => {
