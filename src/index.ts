@@ -11,6 +11,7 @@ export {
   TimeoutError,
   NoSessionError,
   LoginError,
+  RetryLaterError,
   isLatchkeyError,
   type LatchkeyErrorCode,
   type LatchkeyErrorOptions,
