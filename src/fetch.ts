@@ -2,6 +2,7 @@
 // refresh, one retry. How a refresh works inside is not its business.
 import type { SharedToken } from './crosstab.js'
 import { isDPoPNonceError } from './dpop.js'
+import { NetworkError } from './errors.js'
 import type { Context } from './options.js'
 import { discard, here, sha256 } from './util.js'
 
@@ -43,7 +44,19 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop }: Conte
         if (!ath.has(token)) ath.set(token, sha256(token.at!))
         headers.set('dpop', await dpop!.proof(method, url, await ath.get(token)))
       }
-      const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, { ...init, method, headers }))
+      const options = { ...init, method, headers }
+      const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, options)).catch((e) => {
+        // No response: a NetworkError with the platform's error as its cause (ky retries it like any
+        // network error). Bad arguments (no Request can be built of them) and an abort by the
+        // caller's own signal stay fetch's own errors.
+        let sent = !(base ?? init)?.signal?.aborted
+        try {
+          if (!base) new Request(url, options)
+        } catch {
+          sent = false
+        }
+        throw sent ? new NetworkError(`${method} ${url.origin + url.pathname} failed`, { cause: e }) : e
+      })
       dpop?.nonce(url, res)
       if (res.status != 401 || !replayable) return res
       const challenge = res.headers.get('www-authenticate') ?? ''
