@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHash } from 'node:crypto'
 import { createTokenManager, isLatchkeyError, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { kyHooks } from '../src/ky.js'
-import { startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { json, serve, startApi, startTokenServer, type TokenServer } from './support/servers.js'
 import { startResource } from './support/ky-helpers.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
@@ -281,6 +281,23 @@ describe('kyHooks: ky features', () => {
     expect((await client(tm, server.origin).get('b', { signal: aborted.signal }).catch((e) => e)).name).toBe('AbortError')
     await tm.getAccessToken()
     expect(server.requests).toHaveLength(0)
+  })
+
+  it('a reset connection is latchkey\u2019s NetworkError, which ky retries like any network error', async () => {
+    const as = await tokenServer()
+    const seen: (string | undefined)[] = []
+    const flaky = await serve((req, res) => (seen.push(req.headers.authorization), seen.length == 1 || req.url == '/y' ? req.socket.destroy() : json(res, 200, { ok: true })))
+    cleanups.push(flaky.close)
+    const tm = manager(as, [flaky.origin])
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    expect(await client(tm, flaky.origin, { retry: { limit: 2, delay: () => 1 } }).get('x').json()).toEqual({ ok: true })
+    expect(seen).toEqual(['Bearer ' + seeded.access_token, 'Bearer ' + seeded.access_token])
+    // without ky's retry, the error is typed and carries the platform's error as its cause
+    const error = await client(tm, flaky.origin).get('y').catch((e) => e)
+    expect(isLatchkeyError(error, 'network_error')).toBe(true)
+    expect(error.cause).toBeInstanceOf(TypeError)
+    expect(seen).toHaveLength(3)
   })
 
   it('no session: the latchkey error surfaces and ky does not retry it', async () => {
