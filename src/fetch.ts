@@ -47,15 +47,13 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop }: Conte
       const options = { ...init, method, headers }
       const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, options)).catch((e) => {
         // No response: a NetworkError with the platform's error as its cause (ky retries it like any
-        // network error). Bad arguments (no Request can be built of them) and an abort by the
-        // caller's own signal stay fetch's own errors.
-        let sent = !(base ?? init)?.signal?.aborted
-        try {
-          if (!base) new Request(url, options)
-        } catch {
-          sent = false
+        // network error). An abort by the caller's own signal stays its reason, and bad arguments
+        // stay a TypeError (building the Request throws it), as with fetch.
+        if (!(base ?? init)?.signal?.aborted) {
+          base || new Request(url, options)
+          e = new NetworkError(method + ' ' + url.origin + url.pathname + ' failed', { cause: e })
         }
-        throw sent ? new NetworkError(`${method} ${url.origin + url.pathname} failed`, { cause: e }) : e
+        throw e
       })
       dpop?.nonce(url, res)
       if (res.status != 401 || !replayable) return res

@@ -79,7 +79,7 @@ export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit 
 const retryAfterOf = (res: Response) => {
   const value = res.headers.get('retry-after')
   if (value && (res.status == 429 || res.status == 503)) {
-    const ms = /^\s*\d+\s*$/.test(value) ? +value * 1000 : Date.parse(value) - now()
+    const ms = /^\d+$/.test(value) ? +value * 1000 : Date.parse(value) - now()
     if (ms == ms) return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER)
   }
 }

@@ -71,7 +71,7 @@ export function createRefresh(context: Context, state: SessionState) {
    */
   const holdBack = ({ wait = 0 }: SharedCounters) => {
     const retryAfter = wait - now()
-    if (retryAfter > 0) throw new RetryLaterError(`token requests held back for ${Math.ceil(retryAfter / 1000)} s`, { retryAfter })
+    if (retryAfter > 0) throw new RetryLaterError('token requests held back', { retryAfter })
   }
 
   /**
