@@ -10,9 +10,16 @@ import { gzipSync } from 'node:zlib'
 
 /** Budgets in bytes of min+gzip (1 KB = 1,000 bytes, the strict reading of the issue's figures). */
 export const budgets = {
-  'latchkey.min.js': { entry: 'latchkey', limit: 6000 },
+  // The whole entry, discover() included; an app that never imports discover pays `withoutDiscovery`.
+  'latchkey.min.js': { entry: 'latchkey', limit: 6700 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
+
+/**
+ * The core entry as an app that does not import `discover` bundles it (test/size.test.ts builds
+ * it): discovery tree-shakes away, so this is the core's budget from before discovery existed.
+ */
+export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: 6000 }
 
 /** gzip level 9 size in bytes. */
 export const gzipSize = (code) => gzipSync(Buffer.from(code), { level: 9 }).length
