@@ -98,7 +98,8 @@ const parseMetadata = (json: unknown, issuer: string, where: string, response: R
  * `issuer` set, `handleRedirect` checks the RFC 9207 `iss` parameter.
  *
  * Fetches `/.well-known/oauth-authorization-server` (inserted before the issuer's path, RFC 8414
- * §3.1) and, when that answers with an HTTP error, `<issuer>/.well-known/openid-configuration`.
+ * §3.1) and, when that answers with an HTTP error or fails (a browser reports a cross-origin 404
+ * without CORS headers as a failure), `<issuer>/.well-known/openid-configuration`.
  * Redirects are refused. The metadata's `issuer` must equal `issuer` exactly, and every endpoint
  * must be an absolute https URL (http only on loopback hosts).
  *
@@ -148,9 +149,11 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
   }
 
   const [metadata, openid] = wellKnown(url)
-  let got = await get(metadata)
-  if (!got.response.ok) got = await get(openid)
-  const { response, json, where } = got
+  // In a browser a cross-origin 404 without CORS headers is a network error: fall back on it too.
+  const first = await get(metadata).catch((e: unknown) => {
+    if (signal.aborted) throw e
+  })
+  const { response, json, where } = first?.response.ok ? first : await get(openid)
   if (!response.ok) throw new ResponseError(`${where}: HTTP ${response.status}`, { response })
   return parseMetadata(json, issuer, where, response)
 }

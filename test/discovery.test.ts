@@ -75,6 +75,14 @@ describe('discover: where it looks', () => {
     expect(tenant.paths).toEqual([RFC8414 + '/tenant/a', '/tenant/a' + OPENID])
   })
 
+  it('falls back when the first location fails without a response (as a browser reports a 404 without CORS)', async () => {
+    const s = await served((req, res) => {
+      if (req.url === RFC8414) return void req.socket.destroy()
+      json(res, 200, metadata(s.origin))
+    })
+    expect((await discover(s.origin)).tokenEndpoint).toBe(s.origin + '/token')
+  })
+
   it('an issuer with a trailing slash keeps it; the well-known locations drop it', async () => {
     const as = await metadataServer({ [RFC8414 + '/tenant']: (origin) => metadata(origin + '/tenant/') })
     expect((await discover(as.origin + '/tenant/')).issuer).toBe(as.origin + '/tenant/')
@@ -131,10 +139,10 @@ describe('discover: what it refuses', () => {
 
   it('redirects: not followed, a NetworkError, and the target never asked', async () => {
     const target = await metadataServer({ [RFC8414]: (origin) => metadata(origin) })
-    const as = await served((_req, res) => void res.writeHead(302, { location: target.origin + RFC8414 }).end())
+    const as = await served((req, res) => void res.writeHead(302, { location: target.origin + req.url }).end())
     const e = await rejection(discover(as.origin))
     expect(isLatchkeyError(e, 'network_error')).toBe(true)
-    expect(e.message).toBe(`GET ${as.origin}${RFC8414} failed`)
+    expect(e.message).toBe(`GET ${as.origin}${OPENID} failed`)
     expect(target.paths).toEqual([])
   })
 
