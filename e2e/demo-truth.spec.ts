@@ -13,6 +13,7 @@ const shot = (page: Page, testInfo: TestInfo, name: string) =>
 const countdown = (page: Page) => page.locator('#session .countdown-row')
 
 test('sign in, call, expire, second tab, sign out: every panel tells the truth', async ({ page, context, demo, tokens }, testInfo) => {
+  test.setTimeout(120_000)
   await signIn(page, demo)
   const events = page.locator('#events')
   // The authorization server's nonce challenge on the code exchange (RFC 9449 §8).
@@ -73,6 +74,27 @@ test('sign in, call, expire, second tab, sign out: every panel tells the truth',
   await expect(second.locator('#status-pill')).toHaveText('Signed out')
   await expect(second.locator('#storage')).not.toContainText('CryptoKey', { timeout: 1_000 })
   await shot(page, testInfo, 'sign-out')
+})
+
+test('sign-out clears the storage panel once logout() resolved, in every tab', async ({ page, context, demo }) => {
+  // No periodic re-reads in this test: only the reads that sign-out itself causes can clear the panel.
+  await context.addInitScript(() => {
+    const setInterval = window.setInterval
+    window.setInterval = ((handler: TimerHandler, ms?: number, ...rest: unknown[]) =>
+      ms === 2000 ? 0 : setInterval(handler, ms, ...rest)) as typeof window.setInterval
+  })
+  await signIn(page, demo)
+  const second = await context.newPage()
+  await second.goto(demo.appUrl)
+  await expect(second.locator('#status-pill')).toHaveText('Signed in')
+  for (const tab of [page, second]) await expect(tab.locator('#storage')).toContainText('CryptoKey')
+  await page.locator('#sign-out').click()
+  await expect(page.locator('#result')).toHaveText('Signed out.')
+  for (const tab of [page, second]) {
+    await expect(tab.locator('#status-pill')).toHaveText('Signed out')
+    await expect(tab.locator('#storage')).not.toContainText('CryptoKey')
+    await expect(tab.locator('#storage')).toContainText('IndexedDB')
+  }
 })
 
 test.describe('with 3 s access tokens', () => {
