@@ -43,6 +43,25 @@ function manager(as: TokenServer, allowed: string[], options: Partial<TokenManag
 }
 
 
+/** A signed-in manager, and an API that answers every request with 401. */
+async function signedInAgainstRefusingApi() {
+  const as = await tokenServer()
+  const server = await api(as, { alwaysUnauthorized: true })
+  const tm = manager(as, [server.origin])
+  await tm.setTokens(as.seed())
+  return { as, server, tm }
+}
+
+/** A manager whose token has expired, and a token server that takes 1.2 s to refresh it. */
+async function expiredBehindSlowRefresh() {
+  const as = await tokenServer({ delayMs: 1200 })
+  const server = await resource(as)
+  const tm = manager(as, [server.origin])
+  await tm.setTokens(as.seed({ expires_in: 60 }))
+  advance(61)
+  return { as, server, tm }
+}
+
 /** Moves the clock (Date only: servers and timers keep running) `seconds` ahead. */
 function advance(seconds: number) {
   vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000 })
@@ -105,11 +124,7 @@ describe.each(kyVersions)('$name', ({ ky, major, HTTPError, isTimeoutError, pref
     })
 
     it('a final 401 raises ky’s HTTPError after exactly 2 attempts, without any token in it', async () => {
-      const as = await tokenServer()
-      const server = await startApi(as, { alwaysUnauthorized: true })
-      cleanups.push(server.close)
-      const tm = manager(as, [server.origin])
-      await tm.setTokens(as.seed())
+      const { as, server, tm } = await signedInAgainstRefusingApi()
       const error = await client(tm, server.origin).get('x').catch((e) => e)
       expect(error).toBeInstanceOf(HTTPError)
       expect((error as InstanceType<typeof HTTPError>).response.status).toBe(401)
@@ -124,11 +139,7 @@ describe.each(kyVersions)('$name', ({ ky, major, HTTPError, isTimeoutError, pref
     })
 
     it('ky never retries a 401, even when told to: no second refresh', async () => {
-      const as = await tokenServer()
-      const server = await startApi(as, { alwaysUnauthorized: true })
-      cleanups.push(server.close)
-      const tm = manager(as, [server.origin])
-      await tm.setTokens(as.seed())
+      const { as, server, tm } = await signedInAgainstRefusingApi()
       const http = client(tm, server.origin, { retry: { limit: 3, statusCodes: [401, 503], delay: () => 1 } })
       const error = await http.get('x').catch((e) => e)
       expect(error).toBeInstanceOf(HTTPError)
@@ -261,11 +272,7 @@ describe.each(kyVersions)('$name', ({ ky, major, HTTPError, isTimeoutError, pref
     })
 
     it('the timeout covers a slow refresh, which still completes for the next call', async () => {
-      const as = await tokenServer({ delayMs: 1200 })
-      const server = await resource(as)
-      const tm = manager(as, [server.origin])
-      await tm.setTokens(as.seed({ expires_in: 60 }))
-      advance(61)
+      const { as, server, tm } = await expiredBehindSlowRefresh()
       const http = client(tm, server.origin, timeout(150))
       const started = performance.now()
       const error = await http.get('t').catch((e) => e)
@@ -278,11 +285,7 @@ describe.each(kyVersions)('$name', ({ ky, major, HTTPError, isTimeoutError, pref
     })
 
     it('an abort signal cancels the call at once, even while a refresh runs', async () => {
-      const as = await tokenServer({ delayMs: 1200 })
-      const server = await resource(as)
-      const tm = manager(as, [server.origin])
-      await tm.setTokens(as.seed({ expires_in: 60 }))
-      advance(61)
+      const { server, tm } = await expiredBehindSlowRefresh()
       const ctl = new AbortController()
       setTimeout(() => ctl.abort(), 100)
       const started = performance.now()
