@@ -39,7 +39,8 @@ export function memoryKeyStore(): KeyStore {
  */
 export function indexedDBKeyStore(dbName = 'latchkey'): KeyStore {
   let db: ReturnType<typeof createStore> | undefined
-  const store = (mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | IDBTransaction) =>
+  // Async, so that where there is no IndexedDB every call rejects (callers catch) rather than throws.
+  const store = async (mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | IDBTransaction) =>
     (db ??= createStore(dbName, 'keys'))(mode, (s) => promisifyRequest(fn(s)))
   return {
     get: (k) => store('readonly', (s) => s.get(k)),
