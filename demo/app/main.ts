@@ -12,6 +12,7 @@ interface DemoConfig {
   redirectUri: string
   scope: string
   apiOrigin: string
+  billingOrigin: string
   thirdPartyOrigin: string
 }
 
@@ -47,7 +48,11 @@ const tm = createTokenManager({
   clientId: config.clientId,
   tokenEndpoint: config.tokenEndpoint,
   revocationEndpoint: config.revocationEndpoint,
-  allowedOrigins: [config.apiOrigin],
+  // One token per API (RFC 8707): each is good at its own API only.
+  resources: {
+    [config.apiOrigin]: config.apiOrigin,
+    [config.billingOrigin]: { resource: config.billingOrigin, scope: 'billing:read' },
+  },
   dpop: true,
   persist,
 })
@@ -110,6 +115,7 @@ function render(): void {
   $('signed-out').hidden = signedIn
   $('session').hidden = !signedIn
   $('actions').hidden = !signedIn
+  $('billing').hidden = !signedIn
   const pill = $('status-pill')
   pill.dataset['state'] = signedIn ? 'in' : 'out'
   pill.textContent = signedIn ? 'Signed in' : 'Signed out'
@@ -185,6 +191,19 @@ action('call-api', async () => {
   log('api', `GET /api/me → ${response.status}`)
 })
 
+action('call-billing', async () => {
+  const response = await tm.fetch(`${config.billingOrigin}/api/invoices`)
+  const body: unknown = await response.json()
+  const token = tm.status(config.billingOrigin)
+  const box = $('billing-result')
+  box.dataset['state'] = response.ok ? 'ok' : 'bad'
+  box.replaceChildren(
+    el('p', {}, tag(String(response.status), response.ok ? 'ok' : 'bad'), ` GET /api/invoices · token scope ${token?.scope ?? '–'} · ${secondsLeft(token?.expiresAt)}`),
+    pre(body),
+  )
+  log('api', `billing GET /api/invoices → ${response.status}`)
+})
+
 const batchInput = $<HTMLInputElement>('batch-size')
 
 function batchSize(): number {
@@ -194,6 +213,17 @@ function batchSize(): number {
 
 batchInput.addEventListener('input', () => {
   $('batch-label').textContent = String(batchSize())
+})
+
+action('call-both-many', async () => {
+  const size = batchSize()
+  const batch = (url: string) => Promise.all(Array.from({ length: size }, () => tm.fetch(url).then((r) => r.status)))
+  const [api, billing] = await Promise.all([batch(`${config.apiOrigin}/api/items`), batch(`${config.billingOrigin}/api/invoices`)])
+  const ok = (statuses: number[]) => statuses.filter((s) => s === 200).length
+  const box = $('billing-result')
+  box.dataset['state'] = ok(api) + ok(billing) === 2 * size ? 'ok' : 'bad'
+  box.replaceChildren(el('p', {}, `API: ${ok(api)}/${size} OK · billing API: ${ok(billing)}/${size} OK · one token each, one grant per expired token`))
+  log('api', `${size} + ${size} calls to the two APIs → ${ok(api) + ok(billing)} OK`)
 })
 
 action('call-many', async () => {
@@ -265,7 +295,6 @@ action('sign-in', async () => {
     authorizationEndpoint: config.authorizationEndpoint,
     redirectUri: config.redirectUri,
     scope: config.scope,
-    resource: config.apiOrigin,
   })
   location.assign(url)
 })
