@@ -3,8 +3,8 @@ import { createStore, promisifyRequest } from 'idb-keyval'
 /**
  * Where latchkey keeps its CryptoKey objects (the DPoP key pair and, when `persist` is on, the
  * AES-GCM key and the encrypted refresh token). Values are structured-clonable; a store must keep
- * CryptoKey objects as objects, never as exported key material. Plug in a platform keychain
- * (React Native, Capacitor) by implementing these three methods.
+ * CryptoKey objects as objects, never as exported key material. A key the platform keeps (Secure
+ * Enclave, Android Keystore) is plugged in as `dpop.signer` instead.
  *
  * @example
  * ```ts

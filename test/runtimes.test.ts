@@ -298,6 +298,19 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
   })
 })
 
+// The README's conversion, verbatim.
+/** An ECDSA P-256 signature in DER (SEQUENCE of two INTEGERs) as the raw r || s that JOSE uses. */
+function derToRaw(der: Uint8Array): Uint8Array {
+  const raw = new Uint8Array(64)
+  for (let i = 2, half = 0; half < 64; half += 32) {
+    const length = der[i + 1]!
+    const int = der.subarray(i + 2 + Math.max(0, length - 32), i + 2 + length) // drops a leading 0
+    raw.set(int, half + 32 - int.length)
+    i += 2 + length
+  }
+  return raw
+}
+
 /** An ES256 signer backed by node:crypto KeyObjects: the private key never becomes a CryptoKey, or leaves this closure. */
 function keyObjectSigner(dsaEncoding: 'ieee-p1363' | 'der' = 'ieee-p1363') {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -350,12 +363,23 @@ describe('a platform signer (dpop.signer) instead of a WebCrypto key', () => {
     expect(reads).toEqual([])
   })
 
-  it('a signature in DER (what native APIs return by default) is refused by the server: the format matters', async () => {
+  it('a signature in DER (what native APIs return) is refused by the server; converted as the README shows, accepted', async () => {
     const { crypto } = countedCrypto()
-    const { signer } = keyObjectSigner('der')
+    const { signer, publicKey } = keyObjectSigner('der')
     const tm = native({ crypto, dpop: { signer }, loginStore: asyncLoginStore() })
     await expect(signIn(tm)).rejects.toSatisfy((e) => isLatchkeyError(e, 'invalid_dpop_proof'))
     expect(tm.status()).toBeUndefined()
+
+    const converted: DPoPSigner = { publicJwk: signer.publicJwk, sign: async (data) => derToRaw(new Uint8Array(await signer.sign(data))) }
+    const fixed = native({ crypto, dpop: { signer: converted }, loginStore: asyncLoginStore() })
+    await signIn(fixed)
+    expect((await me(fixed)).jkt).toBe(await fixed.dpopThumbprint())
+    // r or s shorter than 32 bytes (about 1 signature in 128) must come back padded to 32.
+    for (let n = 0; n < 1000; n++) {
+      const data = new Uint8Array([n & 255, n >> 8])
+      const raw = derToRaw(new Uint8Array(await signer.sign(data)))
+      expect(verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, raw)).toBe(true)
+    }
   })
 
   it('persist: the refresh token is kept (AES-GCM through the injected crypto) in the key store the signer comes with', async () => {
