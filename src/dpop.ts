@@ -15,7 +15,20 @@ export interface DPoP {
 
 /**
  * A DPoP key held outside JavaScript (Secure Enclave, Android Keystore, an HSM), through a native
- * module: latchkey never sees its private part, only signs through it.
+ * module: latchkey never sees its private part, only signs through it. `logout()` leaves the key
+ * in place: it is the app's.
+ *
+ * @example
+ * ```ts
+ * // node:crypto, whose ECDSA signatures are raw with dsaEncoding 'ieee-p1363'
+ * const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+ * const signer: DPoPSigner = {
+ *   publicJwk: publicKey.export({ format: 'jwk' }),
+ *   sign: async (data) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+ * }
+ * createTokenManager({ ..., dpop: { signer } })
+ * ```
+ * @see RFC 9449 §4.2 (the proof), RFC 7518 §3.4 (the ES256 signature format)
  */
 export interface DPoPSigner {
   /** The public P-256 key as a JWK (`kty` `EC`, `crv` `P-256`, `x`, `y`), or a promise of it. */
