@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib'
  * as an app's bundler sees it (esbuild --bundle --minify of dist/index.js; test/size.test.ts).
  */
 export const budgets = {
-  'latchkey.min.js': { entry: 'latchkey', limit: 7837 },
+  'latchkey.min.js': { entry: 'latchkey', limit: 7850 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
 

@@ -98,7 +98,8 @@ export function createDPoP(
       const { sign, header } = await get()
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
-      const claims = { jti: random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
+      // jti: randomUUID is the fastest where there is one; 128 random bits are as unique elsewhere.
+      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await sign(encoder.encode(input)))
     },

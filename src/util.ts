@@ -8,8 +8,8 @@ export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
 
 export const b64uJSON = (value: unknown): string => b64u(encoder.encode(JSON.stringify(value)))
 
-/** The WebCrypto every cryptographic operation goes through (the `crypto` option). */
-export type WebCrypto = Pick<Crypto, 'subtle' | 'getRandomValues'>
+/** The WebCrypto every cryptographic operation goes through (the `crypto` option); `randomUUID` is optional. */
+export type WebCrypto = Pick<Crypto, 'subtle' | 'getRandomValues'> & { randomUUID?(): string }
 
 export const random = (crypto: WebCrypto, bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
 
