@@ -78,7 +78,7 @@ afterAll(async () => {
 })
 
 /** The WebCrypto of node:crypto behind a counter of every call: what goes through the injected one. */
-function countedCrypto() {
+function countedCrypto({ randomUUID = false } = {}) {
   const calls: Record<string, number> = {}
   const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1)
   const subtle = new Proxy(webcrypto.subtle, {
@@ -87,11 +87,12 @@ function countedCrypto() {
       return typeof value == 'function' ? (...args: unknown[]) => (count(name), value.apply(target, args)) : value
     },
   })
-  // No randomUUID: React Native's WebCrypto implementations may lack it.
+  // By default no randomUUID: React Native's WebCrypto implementations may lack it.
   const crypto: WebCrypto = {
     subtle,
     getRandomValues: <T extends ArrayBufferView | null>(array: T) => (count('getRandomValues'), webcrypto.getRandomValues(array as never) as T),
   }
+  if (randomUUID) crypto.randomUUID = () => (count('randomUUID'), webcrypto.randomUUID())
   return { crypto, calls }
 }
 
@@ -327,7 +328,7 @@ describe('a platform signer (dpop.signer) instead of a WebCrypto key', () => {
   afterAll(restoreBrowserGlobals)
 
   it('signs every proof; oidc-provider binds the tokens to its key and the demo API accepts its proofs', async () => {
-    const { crypto, calls } = countedCrypto()
+    const { crypto, calls } = countedCrypto({ randomUUID: true })
     const { signer, signed, publicKey } = keyObjectSigner()
     const { fetch, proofs } = recordingFetch()
     const tm = native({ crypto, dpop: { signer }, loginStore: asyncLoginStore(), fetch })
@@ -353,6 +354,9 @@ describe('a platform signer (dpop.signer) instead of a WebCrypto key', () => {
     }
     expect(calls.sign).toBeUndefined()
     expect(calls.generateKey).toBeUndefined()
+    // The injected crypto's randomUUID makes each jti, where it has one.
+    expect(calls.randomUUID).toBe(proofs.length)
+    for (const { proof } of proofs) expect(part(proof, 1).jti).toMatch(/^[\da-f]{8}-[\da-f]{4}-4[\da-f]{3}-[89ab][\da-f]{3}-[\da-f]{12}$/)
     expect(calls.exportKey).toBeUndefined()
 
     // Logout revokes and ends the session; the platform key stays the app's, and signs the next login.
