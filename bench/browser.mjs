@@ -2,16 +2,15 @@
 // Chromium (Debian's /usr/bin/chromium; driven by Playwright, then with nothing attached) against a cross-origin loopback API.
 // See bench/README.md, "In Chromium".
 //
-//   node bench/browser.mjs [--quick] [--only b,c]
+//   node bench/browser.mjs [--quick] [--only b,c] [--update]
 //
 // Runs the built browser package (dist/latchkey.min.js; rebuilt first when older than src/). Prints
 // a Markdown table and, after a full run, writes it with the machine and browser to
-// bench/last-run-browser.md. Stops itself: bounded loops, and a watchdog that ends the run.
+// bench/results/last-run-browser.md; with --update also to the tracked bench/last-run-browser.md. Stops itself: bounded loops, and a watchdog that ends the run.
 
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { writeFileSync } from 'node:fs'
-import { describeMachine, ensureBuilt, resultTable } from './build.mjs'
+import { describeMachine, ensureBuilt, resultTable, saveReport } from './build.mjs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -175,7 +174,7 @@ try {
     `Details:\n\n${results.map((r) => `- (${r.id}) ${r.what.split(', ').at(-1)}: ${r.detail}`).join('\n')}\n`
   console.log('\n' + text)
   console.log(`bench:browser took ${((performance.now() - started) / 1000).toFixed(0)} s`)
-  if (!quick && only.includes('b') && only.includes('c')) writeFileSync(here('last-run-browser.md'), text)
+  if (!quick && only.includes('b') && only.includes('c')) saveReport('last-run-browser.md', text, args)
 } catch (e) {
   console.error(e)
   process.exitCode = 1

@@ -13,9 +13,16 @@ import { gzipSync } from 'node:zlib'
  * as an app's bundler sees it (esbuild --bundle --minify of dist/index.js; test/size.test.ts).
  */
 export const budgets = {
-  'latchkey.min.js': { entry: 'latchkey', limit: 7850 },
+  // The whole entry, discover() included; an app that never imports discover pays `withoutDiscovery`.
+  'latchkey.min.js': { entry: 'latchkey', limit: 8471 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
+
+/**
+ * The core entry as an app that does not import `discover` bundles it (test/size.test.ts builds
+ * it): discovery tree-shakes away, so this is the core's budget from before discovery existed.
+ */
+export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: 7800 }
 
 /** gzip level 9 size in bytes. */
 export const gzipSize = (code) => gzipSync(Buffer.from(code), { level: 9 }).length

@@ -29,14 +29,23 @@ export const invalid = (name: string, why = 'invalid'): never => {
 }
 
 /** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
-export const checkURL = (value: unknown, name: string): URL => {
+export const secureURL = (value: unknown): URL | undefined => {
   let url: URL | undefined
   try {
     url = new URL(value as string)
   } catch {}
-  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
-    ? url
-    : invalid(name, 'not https or loopback')
+  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname))) ? url : undefined
+}
+
+/** {@link secureURL}, or the TypeError that names the argument. */
+export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, 'not https or loopback')
+
+/** A response body as JSON, or `undefined`. The parser's message quotes the body: it is never kept. */
+export const readJSON = async (res: Response): Promise<unknown> => {
+  const text = await res.text()
+  try {
+    return JSON.parse(text)
+  } catch {}
 }
 
 /** The page's URL, to resolve relative URLs against (none in workers without a location, or in Node). */
