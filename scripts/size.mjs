@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib'
  */
 export const budgets = {
   // The whole entry, discover() included; an app that never imports discover pays `withoutDiscovery`.
-  'latchkey.min.js': { entry: 'latchkey', limit: 8400 },
+  'latchkey.min.js': { entry: 'latchkey', limit: 8471 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
 
