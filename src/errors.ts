@@ -15,6 +15,7 @@ export type LatchkeyErrorCode =
   | 'timeout'
   | 'no_session'
   | 'login_error'
+  | 'unsupported'
 
 /** What an error may carry besides its message. */
 export interface LatchkeyErrorOptions {

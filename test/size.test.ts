@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { rollup, type OutputChunk, type RollupOptions } from 'rollup'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { entries, esm, min, minNames } from '../rollup.config.mjs'
-import { budgets, measure, table } from '../scripts/size.mjs'
+import { budgets, gzipSize, measure, pageBudget, table } from '../scripts/size.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -35,7 +35,7 @@ beforeAll(async () => {
 }, 120_000)
 
 describe('size budgets (min+gzip)', () => {
-  it('builds both entries', () => {
+  it('builds every entry', () => {
     expect(Object.keys(browser).sort()).toEqual(Object.keys(budgets).sort())
   })
 
@@ -65,10 +65,15 @@ describe('bundle boundaries', () => {
     for (const core of ['dpop+jwt', 'refresh_token', 'invalid_grant', 'AES-GCM', 'LatchkeyError']) expect(ky.code).not.toContain(core)
   })
 
-  it('the npm build has no shared chunk and no dependency imports (idb-keyval is bundled)', async () => {
+  it('the npm build shares one chunk between the core and latchkey/worker, and imports no dependency (idb-keyval is bundled)', async () => {
     const chunks = await build(esm)
-    expect(chunks.map((c) => c.fileName).sort()).toEqual(names.map((n) => n + '.js').sort())
-    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky')).toEqual([])
+    const entryChunks = chunks.filter((c) => c.isEntry)
+    expect(entryChunks.map((c) => c.fileName).sort()).toEqual(names.map((n) => n + '.js').sort())
+    // One copy of the error classes for both entries, so that instanceof works on errors from a worker.
+    const shared = chunks.filter((c) => !c.isEntry)
+    expect(shared).toHaveLength(1)
+    expect(modulesOf(shared[0]!)).toContain('src/errors.ts')
+    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != shared[0]!.fileName)).toEqual([])
   }, 60_000)
 
   it('tree-shakes: an app importing only the error helpers gets none of the token manager', async () => {
@@ -92,5 +97,30 @@ describe('bundle boundaries', () => {
     expect(modulesOf(chunk!)).toEqual(['latchkey:errors-only', 'src/errors.ts'])
     expect(chunk!.code).not.toContain('dpop')
     expect(measure({ 'latchkey.min.js': chunk!.code })[0]!.gzip).toBeLessThan(400)
+  }, 60_000)
+
+  it(`latchkey/worker, page side: an app importing only connectTokenManager gets none of the core, within ${pageBudget.limit} B`, async () => {
+    const config = min[names.indexOf('worker')]!
+    const entry = 'app:page'
+    const [chunk] = await build({
+      ...config,
+      input: entry,
+      plugins: [
+        {
+          name: 'virtual-entry',
+          resolveId: (id) => (id == entry ? id : id == 'latchkey/worker' ? root + 'src/worker.ts' : null),
+          load: (id) =>
+            id == entry ? `import { connectTokenManager } from 'latchkey/worker'; export const tm = connectTokenManager(new Worker('/auth-worker.js', { type: 'module' }))` : null,
+        },
+        ...(config.plugins as []),
+      ],
+    })
+    const modules = modulesOf(chunk!)
+    for (const core of ['src/manager.ts', 'src/dpop.ts', 'src/crosstab.ts', 'src/keystore.ts', 'idb-keyval/dist/index.js']) expect(modules).not.toContain(core)
+    // Neither the refresh, nor DPoP, nor persistence, nor the worker's side of the protocol.
+    for (const core of ['refresh_token', 'grant_type', 'dpop+jwt', 'AES-GCM', 'navigator', 'getAccessToken()', 'pipeThrough']) expect(chunk!.code).not.toContain(core)
+    const gzip = gzipSize(chunk!.code.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, ''))
+    console.log(`| \`${pageBudget.entry}\` | ${chunk!.code.length} B min | **${gzip} B** min+gzip | budget ${pageBudget.limit} B |`)
+    expect(gzip, `the page side is ${gzip - pageBudget.limit} B over its budget`).toBeLessThanOrEqual(pageBudget.limit)
   }, 60_000)
 })
