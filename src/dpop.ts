@@ -78,3 +78,6 @@ export function createDPoP(
     },
   }
 }
+
+/** The server asks for a (new) nonce (RFC 9449 §8, §9): answered by one retry, never by a refresh. */
+export const isDPoPNonceError = (res: Response, error: string | undefined) => res.headers.has('dpop-nonce') && error == 'use_dpop_nonce'

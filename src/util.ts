@@ -35,3 +35,11 @@ export const checkURL = (value: unknown, name: string): URL => {
     ? url
     : invalid(name, 'not https or loopback')
 }
+
+/** The page's URL, to resolve relative URLs against (none in workers without a location, or in Node). */
+export const here = () => globalThis.location?.href
+
+export const offline = () => (globalThis.navigator as Navigator | undefined)?.onLine === false
+
+/** Lets go of a response body that will not be read. */
+export const discard = (res: Response) => void res.body?.cancel().catch(() => {})

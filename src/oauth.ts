@@ -1,0 +1,131 @@
+// Wire requests to the authorization server: token and revocation POSTs, strict token-response
+// parsing, OAuth error mapping. Stateless: what to redact comes in with the call.
+import type { SharedSession } from './crosstab.js'
+import { isDPoPNonceError } from './dpop.js'
+import {
+  DPoPProofError,
+  isLatchkeyError,
+  NetworkError,
+  OAuthError,
+  ResponseError,
+  SessionExpiredError,
+  TimeoutError,
+} from './errors.js'
+import type { Context } from './options.js'
+import { isObject, now } from './util.js'
+
+/** Tokens as a token response gives them (wire names; the legend is on {@link SharedSession}). */
+export type TokenSet = SharedSession
+
+/** What every wire request of one client needs. */
+export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
+
+const MAX_LIFETIME = 366 * 86400
+
+/** Runs `fn` with a timeout; failures become typed errors. */
+export async function timed<T>(what: string, timeout: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctl = new AbortController()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([
+      fn(ctl.signal),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => (ctl.abort(), reject(new TimeoutError(what + ' timed out'))), timeout))),
+    ])
+  } catch (e) {
+    // No cause: an app's refresh function may fail with an error quoting a token (V8's JSON
+    // errors quote the body); a fetch failure says no more than its message here does.
+    throw isLatchkeyError(e) ? e : new (e instanceof SyntaxError ? ResponseError : NetworkError)(what + ' failed')
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** POSTs a form; reads the whole body within the timeout. */
+export const postForm = (wire: Wire, url: string, form: Record<string, string>, init: RequestInit = {}) =>
+  timed('POST ' + url, wire.timeout, async (signal) => {
+    const res = await wire.send(url, {
+      method: 'POST',
+      ...init,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...init.headers },
+      body: new URLSearchParams(form),
+      signal,
+    })
+    const text = await res.text()
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // The parser's message quotes the input: never keep it.
+    }
+    return { res, json }
+  })
+
+/** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */
+export function tokenFailure(wire: Wire, res: Response, json: unknown, where: string, refreshing: 'token' | 'own' | false) {
+  const o = isObject(json) ? json : {}
+  const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v) : undefined)
+  const error = text(o.error)
+  const description = text(o.error_description)
+  const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
+  const Kind =
+    refreshing && (error == 'invalid_grant' || (refreshing == 'own' && res.status == 401 && !/dpop/.test(error!)))
+      ? SessionExpiredError
+      : error == 'invalid_dpop_proof'
+        ? DPoPProofError
+        : error
+          ? OAuthError
+          : ResponseError
+  return new Kind(message, { response: res, error, description })
+}
+
+/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
+export async function tokenRequest(wire: Wire, url: string, form: Record<string, string>, init: RequestInit, refreshing: 'token' | 'own' | false) {
+  const { dpop } = wire
+  for (let retried = false; ; retried = true) {
+    const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
+    if (dpop) headers.dpop = await dpop.proof('POST', url)
+    const { res, json } = await postForm(wire, url, form, { ...init, headers })
+    // Requests in flight when the nonce changed all carry the old one: each may retry once.
+    dpop?.nonce(url, res)
+    if (res.ok) return { res, json }
+    if (!retried && dpop && isDPoPNonceError(res, (json as { error?: string })?.error)) continue
+    throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
+  }
+}
+
+/**
+ * Validates a token response strictly (RFC 6749 §5.1); the lifetime counts from its arrival.
+ * Invariant 8: anything malformed is a typed error and nothing of it is kept.
+ */
+export function parseTokenResponse(json: unknown, where: string, dpopOn: boolean, prev?: TokenSet, res?: Response): TokenSet {
+  const o = isObject(json) ? json : {}
+  const { access_token: at, token_type: tt, expires_in: ei, refresh_token: rt, scope } = o
+  const t = typeof tt == 'string' && tt.toLowerCase()
+  // A DPoP-bound token is useless without DPoP, and is never downgraded to Bearer.
+  const type = t == 'dpop' && dpopOn ? 'DPoP' : t == 'bearer' ? 'Bearer' : undefined
+  const wrong =
+    o != json
+      ? 'body'
+      : typeof at != 'string' || !/^[\x20-\x7e]+$/.test(at)
+        ? 'access_token'
+        : !type
+          ? 'token_type'
+          : ei !== undefined && !(typeof ei == 'number' && ei > 0 && ei <= MAX_LIFETIME)
+            ? 'expires_in'
+            : rt !== undefined && (typeof rt != 'string' || !rt)
+              ? 'refresh_token'
+              : scope !== undefined && typeof scope != 'string' && 'scope'
+  if (wrong) throw new ResponseError(`${where}: invalid ${wrong}`, { response: res })
+  return {
+    at: at as string,
+    type: type!,
+    exp: ei ? now() + (ei as number) * 1000 : undefined,
+    life: ei ? (ei as number) * 1000 : undefined,
+    rt: (rt as string | undefined) ?? prev?.rt,
+    scope: (scope as string | undefined) ?? prev?.scope,
+  }
+}
+
+/** RFC 7009: revokes a refresh token; resolves whether the server confirmed. */
+export const revokeToken = (wire: Wire, endpoint: string, token: string) =>
+  postForm(wire, endpoint, { token, token_type_hint: 'refresh_token', client_id: wire.clientId }).then(({ res }) => res.ok, () => false)
