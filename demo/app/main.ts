@@ -2,6 +2,7 @@
 // force an expiry, call a third-party origin, and watch storage stay empty of tokens.
 
 import { createTokenManager, isLatchkeyError } from '../../src/index.js'
+import { connectTokenManager } from '../../src/worker.js'
 import { inspectStorage } from './storage.js'
 
 interface DemoConfig {
@@ -43,14 +44,35 @@ const config = (await (await fetch('/config.json')).json()) as DemoConfig
 
 const persist = localStorage.getItem(PERSIST_PREFERENCE) === 'on'
 
-const tm = createTokenManager({
-  clientId: config.clientId,
-  tokenEndpoint: config.tokenEndpoint,
-  revocationEndpoint: config.revocationEndpoint,
-  allowedOrigins: [config.apiOrigin],
-  dpop: true,
-  persist,
-})
+// Worker mode (/?mode=worker): the same app, with the session in auth-worker.js; this page gets a
+// handle and never a token.
+const workerMode = new URLSearchParams(location.search).get('mode') === 'worker'
+const home = workerMode ? '/?mode=worker' : '/'
+const redirectUri = workerMode ? `${config.redirectUri}?mode=worker` : config.redirectUri
+
+const tm = workerMode
+  ? connectTokenManager(
+      new Worker(`/auth-worker.js?${new URLSearchParams({
+        clientId: config.clientId,
+        tokenEndpoint: config.tokenEndpoint,
+        revocationEndpoint: config.revocationEndpoint,
+        apiOrigin: config.apiOrigin,
+        persist: persist ? 'on' : 'off',
+      })}`, { type: 'module' }),
+    )
+  : createTokenManager({
+      clientId: config.clientId,
+      tokenEndpoint: config.tokenEndpoint,
+      revocationEndpoint: config.revocationEndpoint,
+      allowedOrigins: [config.apiOrigin],
+      dpop: true,
+      persist,
+    })
+
+$('mode-name').textContent = workerMode ? 'Worker mode' : 'In-page mode'
+$('mode-switch').textContent = workerMode ? 'Switch to in-page mode' : 'Switch to worker mode'
+$('mode-switch').setAttribute('href', workerMode ? '/' : '/?mode=worker')
+$('mode-note').hidden = !workerMode
 
 // ---- Event log ----
 
@@ -263,7 +285,7 @@ $('reload-note').textContent = persist
 action('sign-in', async () => {
   const url = await tm.authorizationUrl({
     authorizationEndpoint: config.authorizationEndpoint,
-    redirectUri: config.redirectUri,
+    redirectUri,
     scope: config.scope,
     resource: config.apiOrigin,
   })
@@ -322,7 +344,7 @@ if (here.searchParams.has('code') || here.searchParams.has('error')) {
     log('error', `sign-in: ${errorText(error)}`)
   } finally {
     // The code and state have done their job; keep them out of the address bar and history.
-    history.replaceState(null, '', here.pathname)
+    history.replaceState(null, '', home)
   }
 } else {
   try {

@@ -49,7 +49,8 @@ export async function startDemo({
       accessTokenTTL,
       requireNonce,
       resource: api.origin,
-      redirectUris: [`${app.origin}/`],
+      // The same page in both modes: in-page (/) and worker mode (/?mode=worker).
+      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`],
       corsOrigins: [app.origin],
     })
     started.push(as)
