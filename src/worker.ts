@@ -71,18 +71,18 @@ export function serveTokenManager(
     tm.on(v, (d) => post({ v, d: 'error' in d ? { ...d, error: wireError(d.error) } : d, s: snapshot() })),
   )
 
-  const fetchFor = async (i: number, { url, init }: WireRequest): Promise<WireResponse> => {
-    const ctl = new AbortController()
-    controllers.set(i, ctl)
+  const fetchFor = async (i: number, { url, init, abortable }: WireRequest): Promise<WireResponse> => {
+    const ctl = abortable && new AbortController()
+    if (ctl) controllers.set(i, ctl)
     let streamed = false
     try {
       // A stream the page could not transfer arrives as bytes: still sent once, never replayed.
       if (init.duplex && !(init.body instanceof ReadableStream)) init.body = new Response(init.body).body
-      const res = await tm.fetch(url, { ...init, signal: ctl.signal })
+      const res = await tm.fetch(url, ctl ? { ...init, signal: ctl.signal } : init)
       const { status, statusText, headers } = res
       let b: WireResponse['b'] = res.body
       if (b && Number(headers.get('content-length') ?? Infinity) <= WHOLE_BODY) b = await res.arrayBuffer()
-      else if (b) {
+      else if (b && ctl) {
         streamed = true
         b = b.pipeThrough(new TransformStream({ flush: () => void controllers.delete(i) }))
       }
@@ -220,12 +220,16 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
     async fetch(input, init) {
       // A stream is sent as it is: it cannot be read twice, so it is never replayed (as in the page).
       const stream = init?.body instanceof ReadableStream ? init.body : undefined
-      const request = new Request(input, stream ? { ...init, body: null } : init)
-      const { url, headers, signal } = request
-      signal.throwIfAborted()
-      const body = stream ?? (request.body && (await request.arrayBuffer()))
-      const wire: WireRequest = { url, init: { headers: [...headers], body } }
-      for (const key of REQUEST_FIELDS) (wire.init as Record<string, unknown>)[key] = request[key]
+      // A Request costs more than the rest of the call: built only for a Request given or a body to read.
+      const request = input instanceof Request || init?.body ? new Request(input, stream ? { ...init, body: null } : init) : undefined
+      const source: RequestInit = request ?? init ?? {}
+      const signal = source.signal
+      signal?.throwIfAborted()
+      const body = stream ?? (request?.body ? await request.arrayBuffer() : null)
+      const url = request ? request.url : new URL(input as string | URL, globalThis.location?.href).href
+      const wire: WireRequest = { url, init: { headers: [...new Headers(source.headers)], body } }
+      for (const key of REQUEST_FIELDS) (wire.init as Record<string, unknown>)[key] = source[key]
+      if (signal) wire.abortable = 1
       if (stream) wire.init.duplex = 'half'
       let pending: Promise<WireResponse>
       try {

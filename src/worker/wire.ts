@@ -46,6 +46,8 @@ export interface WireError {
 export interface WireRequest {
   url: string
   init: RequestInit & { duplex?: 'half' }
+  /** The page's request has a signal: the worker keeps a way to abort it. */
+  abortable?: 1
 }
 
 /** A response as it crosses: `b` is the body (bytes, a transferred stream, or null). */
