@@ -77,6 +77,15 @@ async function spyOnRequests(context: BrowserContext) {
         return method.call(this, key, value)
       }
     }
+    // It also keeps every Worker the app starts, to talk to it itself.
+    const workers: Worker[] = []
+    Object.defineProperty(globalThis, '__workers', { value: workers })
+    globalThis.Worker = class extends Worker {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options)
+        workers.push(this)
+      }
+    }
     const setRequestHeader = XMLHttpRequest.prototype.setRequestHeader
     XMLHttpRequest.prototype.setRequestHeader = function (this: XMLHttpRequest, key: string, value: string) {
       keep(key, value)
@@ -171,6 +180,24 @@ for (const mode of ['worker', 'in-page'] as const) {
     expect((await runAction(page, 'call-many')).state).toBe('ok')
     expect(tokens.access.size).toBe(2)
     expect(tokens.refresh.size).toBe(2)
+
+    // The hostile script talks to the app's worker itself, asking for a token every way it can.
+    const answers = await page.evaluate(async (api) => {
+      const [worker] = (globalThis as unknown as { __workers: Worker[] }).__workers
+      if (!worker) return []
+      const asks = ['getAccessToken', 'status', 'restore', 'dpopThumbprint', 'refresh', 'session', 'tokens', 'constructor', '__proto__', 'toString', 'issuer']
+      const replies: unknown[] = []
+      worker.addEventListener('message', (e: MessageEvent) => replies.push(e.data))
+      asks.forEach((m, n) => worker.postMessage({ i: 1000 + n, m, a: [] }))
+      worker.postMessage({ i: 2000, m: 'fetch', a: [{ url: api + '/api/me', init: { headers: [] } }] })
+      await new Promise((r) => setTimeout(r, 2000))
+      return replies.map((r) => JSON.stringify(r, (_, v) => (v instanceof ArrayBuffer ? new TextDecoder().decode(v) : v instanceof ReadableStream ? '[stream]' : v)))
+    }, demo.api.origin)
+    if (mode == 'worker') {
+      expect(answers.length).toBeGreaterThanOrEqual(12)
+      expect(answers.join('\n')).toContain('getAccessToken: not a method')
+      expect(found(answers.join('\n'), tokens.all())).toEqual([])
+    }
 
     const heap = await heapSnapshot(page)
     const requests = await spied(page)

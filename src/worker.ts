@@ -126,7 +126,8 @@ export function serveTokenManager(
     if ('x' in data) return void controllers.get(i)?.abort()
     let r: unknown
     try {
-      const method = methods[data.m] ?? (() => Promise.reject(new TypeError(data.m + ': not a method')))
+      // Own entries only: a page script may post anything ('constructor', '__proto__', …).
+      const method = Object.hasOwn(methods, data.m) ? methods[data.m]! : () => Promise.reject(new TypeError(data.m + ': not a method'))
       r = await method(data.a, i)
     } catch (e) {
       return post({ i, e: wireError(e), s: snapshot() })
@@ -151,9 +152,13 @@ export function serveTokenManager(
  * {@link serveTokenManager} runs). Every method works as in the page, with two differences:
  * `getAccessToken()` rejects with a `LatchkeyError` of code `unsupported`, since no token ever
  * leaves the worker; and `status()` answers from the last state the worker reported (it reports
- * with every reply and event). The login's PKCE verifier and `state` wait in the page's
- * `sessionStorage`, as without a worker; they are not tokens, and the code they redeem is bound to
- * the worker's DPoP key (`dpop_jkt`).
+ * with every reply and event). The worker builds the authorization request; its PKCE verifier
+ * and `state` wait in the page's `sessionStorage` (the worker has none), as without a worker. They
+ * are not tokens, and the code they redeem is bound to the worker's DPoP key (`dpop_jkt`).
+ *
+ * Responses are real `Response` objects with `status`, `statusText`, `headers`, `url` and body;
+ * `type` and `redirected` are not carried over, and an opaque response (`mode: 'no-cors'`,
+ * `redirect: 'manual'`) cannot be rebuilt in the page and rejects with a `RangeError`.
  *
  * `fetch` takes what `fetch` takes and resolves with a real `Response`. A request body is read
  * into bytes first (so it can be replayed after a 401, as in the page), except a `ReadableStream`
