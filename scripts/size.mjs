@@ -8,12 +8,15 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
+const CORE_LIMIT = 6000
+
 /** Budgets in bytes of min+gzip (1 KB = 1,000 bytes, the strict reading of the issue's figures). */
 export const budgets = {
-  'latchkey.min.js': { entry: 'latchkey', limit: 6000 },
+  'latchkey.min.js': { entry: 'latchkey', limit: CORE_LIMIT },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
-  // The whole entry, worker side included (the core runs there); what a page pays is below.
-  'worker.min.js': { entry: 'latchkey/worker', limit: 8000 },
+  // The whole entry: the core (it runs in the worker) and both sides of the protocol. What a page
+  // pays is `pageBudget`, below.
+  'worker.min.js': { entry: 'latchkey/worker', limit: CORE_LIMIT + 2000 },
 }
 
 /**

@@ -122,6 +122,7 @@ export function serveTokenManager(
   }
 
   const receive = async ({ data }: MessageEvent<ToWorker>) => {
+    if (!data || typeof data != 'object') return
     const { i } = data
     if ('x' in data) return void controllers.get(i)?.abort()
     let r: unknown
