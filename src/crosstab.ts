@@ -1,13 +1,25 @@
 import { indexedDBKeyStore } from './keystore.js'
 
-/** A session as it travels between tabs of one origin (in memory, over BroadcastChannel). */
-export interface SharedSession {
+/**
+ * An access token as it travels between tabs of one origin (in memory, over BroadcastChannel).
+ * Wire names: `at` the access token, `type` its token type, `exp` its expiry (ms since the epoch,
+ * local clock), `life` its lifetime in ms, `scope` its scope.
+ */
+export interface SharedToken {
   at?: string | undefined
   type: 'Bearer' | 'DPoP'
   exp?: number | undefined
   life?: number | undefined
-  rt?: string | undefined
   scope?: string | undefined
+}
+
+/**
+ * A session as it travels between tabs: the token for every allowed origin without a resource of
+ * its own, `rt` the refresh token, `res` the token of each `resources` origin, by origin.
+ */
+export interface SharedSession extends SharedToken {
+  rt?: string | undefined
+  res?: Record<string, SharedToken> | undefined
 }
 
 /** Messages between the tabs of one client. Never written to storage. */
@@ -46,6 +58,8 @@ export interface CrossTab {
   peers(): Promise<boolean>
   /** Marks this tab as holding a session (`true`) or not (`false`), for `peers()` in other tabs. */
   hold(holding: boolean): void
+  /** Lets go of the channel and anything held, when the token manager is disposed. */
+  close?(): void
 }
 
 /** In-tab lock and counters: single-flight within the tab, no other tabs. */
@@ -99,6 +113,10 @@ export function browserCrossTab(id: string): CrossTab | undefined {
       if (release) return
       const held = new Promise<void>((r) => (release = r))
       locks.request(name + ':session', { mode: 'shared' }, () => held)
+    },
+    close() {
+      this.hold(false)
+      channel.close()
     },
   }
 }

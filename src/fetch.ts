@@ -1,26 +1,25 @@
 // The authorized fetch, top to bottom: origin check, token, proof, send, nonce retry, 401, one
 // refresh, one retry. How a refresh works inside is not its business.
-import { isDPoPNonceError, type DPoP } from './dpop.js'
-import type { Session } from './session.js'
+import type { SharedToken } from './crosstab.js'
+import { isDPoPNonceError } from './dpop.js'
+import type { Context } from './options.js'
 import { discard, here, sha256 } from './util.js'
 
-export interface FetchParts {
-  /** Invariant 2: the only origins whose requests get a token. */
-  origins: Set<string>
-  send: typeof fetch
-  dpop: DPoP | undefined
-  /** The session to use now, refreshed first when due. */
-  current(): Promise<Session>
-  /** The session to retry with after a 401 on `used`. */
-  renew(used: Session): Promise<Session>
-  /** A refresh is possible without a refresh token (the app's own endpoint or function). */
-  ownRefresh: boolean
+export interface TokenSource {
+  /** The access token for `origin` now, refreshed first when due. */
+  current(origin?: string): Promise<SharedToken>
+  /** The token to retry with after a 401 on `used`. */
+  renew(used: SharedToken, origin?: string): Promise<SharedToken>
+  /** Whether a refresh is possible at all (a refresh token, or the app's own refresh). */
+  canRefresh(): boolean
 }
 
 /** The `error` parameter of a `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9449 §7.1). */
 const challengeError = (challenge: string) => /\berror="?([\w-]+)/.exec(challenge)?.[1]
 
-export function createAuthorizedFetch({ origins, send, dpop, current, renew, ownRefresh }: FetchParts) {
+export function createAuthorizedFetch({ origins, resourceOf, send, dpop }: Context, { current, renew, canRefresh }: TokenSource) {
+  // The `ath` claim of each access token, computed once (RFC 9449 §4.2).
+  const ath = new WeakMap<SharedToken, Promise<string>>()
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     // A Request is built only when the caller passed one: building one per call costs more than the rest.
     const request = input instanceof Request ? input : undefined
@@ -31,25 +30,30 @@ export function createAuthorizedFetch({ origins, send, dpop, current, renew, own
     const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
     // Sent upper-case, as the htm claim says (fetch itself would send a lower-case `patch` as is).
     const method = (base?.method ?? init?.method ?? 'GET').toUpperCase()
-    let s = await current()
+    // RFC 8707: an origin in `resources` gets the token of its own resource, and no other.
+    const origin = resourceOf.has(url.origin) ? url.origin : undefined
+    let token = await current(origin)
     // Invariant 5: at most one retry after a refresh and one after a nonce challenge; never a loop.
     let refreshed = false
     let nonced = false
     for (;;) {
       const headers = new Headers(base ? base.headers : init?.headers)
-      headers.set('authorization', s.type + ' ' + s.at)
-      if (s.type == 'DPoP') headers.set('dpop', await dpop!.proof(method, url, await (s.ath ??= sha256(s.at!))))
+      headers.set('authorization', token.type + ' ' + token.at)
+      if (token.type == 'DPoP') {
+        if (!ath.has(token)) ath.set(token, sha256(token.at!))
+        headers.set('dpop', await dpop!.proof(method, url, await ath.get(token)))
+      }
       const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, { ...init, method, headers }))
       dpop?.nonce(url, res)
       if (res.status != 401 || !replayable) return res
       const challenge = res.headers.get('www-authenticate') ?? ''
       const error = challengeError(challenge)
-      if (!nonced && s.type == 'DPoP' && isDPoPNonceError(res, error)) {
+      if (!nonced && token.type == 'DPoP' && isDPoPNonceError(res, error)) {
         nonced = true
-      } else if (!refreshed && (!challenge || error == 'invalid_token') && (s.rt || ownRefresh)) {
+      } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
         refreshed = true
         discard(res)
-        s = await renew(s)
+        token = await renew(token, origin)
         continue
       } else return res
       discard(res)

@@ -7,9 +7,9 @@ import { authorizationRequest, redirectResult } from './login.js'
 import { parseTokenResponse, revokeToken, tokenRequest } from './oauth.js'
 import { resolveOptions, type Context } from './options.js'
 import { createRefresh, sessionIsOver } from './refresh.js'
-import { createSessionState, isDue, sessionInfo } from './session.js'
+import { createSessionState, isDue, tokenFor, tokenInfo } from './session.js'
 import type { TokenManager, TokenManagerOptions } from './types.js'
-import { invalid, offline } from './util.js'
+import { here, invalid, offline } from './util.js'
 import { createVault } from './vault.js'
 
 /**
@@ -43,9 +43,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const dpop = dpopOption ? createDPoP(keyStore, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), warn) : undefined
   const vault = config.persist ? createVault(keyStore, config.id, warn) : undefined
 
-  // During a refresh the refresh token presented is the session's.
-  const redact = (text: string) => [state.session?.at, state.session?.rt].reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
-  const context: Context = { ...config, send, tabs, dpop, vault, emit, redact }
+  const context: Context = { ...config, send, tabs, dpop, vault, emit, redact: (text) => state.redact(text) }
   const revoke = async (token: string | undefined) => {
     if (token && revocationEndpoint && !(await revokeToken(context, revocationEndpoint, token))) warn('revocation_failed')
   }
@@ -58,7 +56,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
   globalThis.addEventListener?.('online', resume)
   globalThis.document?.addEventListener('visibilitychange', resume)
-  tabs.listen(state.onTabMessage)
+  const unlisten = tabs.listen(state.onTabMessage)
+
+  /** The `resources` origin whose token serves requests to `origin`, if it has one. */
+  const resourceOrigin = (origin?: string) => {
+    const o = origin && new URL(origin, here()).origin
+    return o && config.resourceOf.has(o) ? o : undefined
+  }
 
   const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
     const url = tokenEndpoint ?? invalid('tokenEndpoint')
@@ -75,7 +79,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const stored = await vault?.load()
       // Another tab may have restored or signed in while the stored token was being read: adopt, don't refresh again.
       if (state.session) return true
-      if (!stored && !config.ownRefresh) return false
+      if (!stored && !config.refresh) return false
       if (stored) state.adoptStored(stored)
       try {
         await refresh('restore')
@@ -85,16 +89,32 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         throw e
       }
     },
-    authorizationUrl: async (parameters) => authorizationRequest(clientId, parameters, await dpop?.jkt()),
-    handleRedirect: async (input) => exchangeCode(redirectResult(input)),
+    async authorizationUrl(parameters) {
+      // RFC 8707: the grant covers every API; each token is then asked for one of them.
+      const resource = [parameters.resource ?? [], ...[...config.resourceOf.values()].map((r) => r.resource)].flat()
+      const authorizationEndpoint = parameters.authorizationEndpoint ?? config.authorizationEndpoint
+      return authorizationRequest(clientId, { ...parameters, authorizationEndpoint, resource }, await dpop?.jkt())
+    },
+    handleRedirect: async (input) => exchangeCode(redirectResult(input, config)),
     setTokens: async (response) => state.install(parseTokenResponse(response, 'setTokens', !!dpop), 'set'),
     exchangeCode,
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
-    fetch: createAuthorizedFetch({ origins: config.origins, send, dpop, current, renew, ownRefresh: config.ownRefresh }),
-    getAccessToken: async () => (await current()).at!,
+    fetch: createAuthorizedFetch(context, { current, renew, canRefresh: () => !!(state.session?.rt || config.refresh) }),
+    getAccessToken: async (origin) => (await current(resourceOrigin(origin))).at!,
     refresh: async () => void (await refresh('manual')),
-    status: () => (state.session?.at ? sessionInfo(state.session) : undefined),
+    status(origin) {
+      const s = state.session
+      const key = resourceOrigin(origin)
+      const token = tokenFor(s, key)
+      return s && token?.at ? tokenInfo(token, s.generation, key) : undefined
+    },
     on,
     logout: state.logout,
+    dispose() {
+      globalThis.removeEventListener?.('online', resume)
+      globalThis.document?.removeEventListener('visibilitychange', resume)
+      unlisten()
+      tabs.close?.()
+    },
   }
 }

@@ -21,6 +21,8 @@ export type TokenSet = SharedSession
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
 
 const MAX_LIFETIME = 366 * 86400
+/** The most characters of a server's `error` or `error_description` that an error keeps. */
+const MAX_TEXT = 200
 
 /** Runs `fn` with a timeout; failures become typed errors. */
 export async function timed<T>(what: string, timeout: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -40,16 +42,24 @@ export async function timed<T>(what: string, timeout: number, fn: (signal: Abort
   }
 }
 
+/** A form's fields; those without a value are left out. */
+export type Form = Record<string, string | undefined>
+
 /** POSTs a form; reads the whole body within the timeout. */
-export const postForm = (wire: Wire, url: string, form: Record<string, string>, init: RequestInit = {}) =>
+export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit = {}) =>
   timed('POST ' + url, wire.timeout, async (signal) => {
     const res = await wire.send(url, {
       method: 'POST',
       ...init,
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...init.headers },
-      body: new URLSearchParams(form),
+      body: new URLSearchParams(Object.entries(form).filter((field): field is [string, string] => !!field[1])),
       signal,
+      // Invariant 9: a refresh token goes to the configured endpoint's origin only, never where a
+      // redirect points. Browsers answer `manual` with an opaque response; Node with the 3xx itself.
+      redirect: 'manual',
     })
+    if (res.type == 'opaqueredirect' || (res.status > 299 && res.status < 400))
+      throw new ResponseError(`POST ${url}: redirect refused (HTTP ${res.status})`, { response: res })
     const text = await res.text()
     let json: unknown
     try {
@@ -63,7 +73,8 @@ export const postForm = (wire: Wire, url: string, form: Record<string, string>, 
 /** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */
 export function tokenFailure(wire: Wire, res: Response, json: unknown, where: string, refreshing: 'token' | 'own' | false) {
   const o = isObject(json) ? json : {}
-  const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v) : undefined)
+  // A server's text is bounded before it becomes a message: a megabyte description is no message.
+  const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v.slice(0, 8192)).slice(0, MAX_TEXT) : undefined)
   const error = text(o.error)
   const description = text(o.error_description)
   const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
@@ -79,7 +90,7 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
 }
 
 /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
-export async function tokenRequest(wire: Wire, url: string, form: Record<string, string>, init: RequestInit, refreshing: 'token' | 'own' | false) {
+export async function tokenRequest(wire: Wire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop } = wire
   for (let retried = false; ; retried = true) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }

@@ -1,11 +1,11 @@
-// The refresh protocol: one refresh at a time per client, in this tab (a shared pending promise)
-// and across tabs (a lock, then a wait for the generation the last holder wrote), with every late
-// result checked against logout.
-import type { SharedCounters } from './crosstab.js'
+// The refresh protocol: one refresh at a time per client, in this tab (a shared pending promise
+// per token) and across tabs (a lock, then a wait for the generation the last holder wrote), with
+// every late result checked against logout.
+import type { SharedCounters, SharedToken } from './crosstab.js'
 import { NetworkError, NoSessionError, SessionExpiredError, type LatchkeyError } from './errors.js'
 import { parseTokenResponse, timed, tokenRequest, type TokenSet } from './oauth.js'
 import type { Context } from './options.js'
-import { isDue, isExpired, sessionInfo, type Session, type SessionState } from './session.js'
+import { holdsAccessToken, isDue, isExpired, tokenFor, tokenInfo, type Session, type SessionState } from './session.js'
 import type { RefreshReason } from './types.js'
 import { here, offline } from './util.js'
 
@@ -13,35 +13,36 @@ import { here, offline } from './util.js'
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
 export function createRefresh(context: Context, state: SessionState) {
-  const { clientId, leeway, ownRefresh, refreshEndpoint, refreshFunction, timeout, tokenEndpoint, dpop, tabs, emit, vault } = context
+  const { clientId, leeway, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop, tabs, emit, vault } = context
   const { waitFor, assertStillSignedIn, expire, commit } = state
-  // The refresh in flight in this tab, and the local epoch it belongs to: a session ended since
-  // does not wait for it.
-  let pending: Promise<Session> | undefined
-  let pendingEpoch = -1
+  // The refresh in flight in this tab for each token, keyed by the local epoch it began in and the
+  // token's origin: a session ended since does not wait for it.
+  const pending = new Map<string, Promise<SharedToken>>()
+  const keyOf = (origin?: string) => state.localEpoch + ' ' + origin
+  const inFlight = (origin?: string) => pending.get(keyOf(origin))
 
-  const inFlight = () => (pendingEpoch == state.localEpoch ? pending : undefined)
-
-  /** One grant: the refresh_token grant at the token endpoint, or the app's own endpoint or function. */
-  const grant = async (basis: Session | undefined): Promise<TokenSet> => {
+  /** One grant: the refresh_token grant at the token endpoint (with the origin's resource), or the app's own endpoint or function. */
+  const grant = async (basis: Session | undefined, origin?: string): Promise<TokenSet> => {
     const refreshToken = basis?.rt
-    const own = refreshFunction
-    if (own) {
+    const { resource, scope } = resourceOf.get(origin!) ?? {}
+    // A resource's token keeps nothing of the session's (its scope is its own).
+    const prev = origin ? undefined : basis
+    if (typeof own == 'function') {
       const dpopProof = async (method: string, url: string) => dpop?.proof(method, url)
-      const json = await timed('refresh', timeout, (signal) => own({ refreshToken, signal, dpopProof }))
-      return parseTokenResponse(json, 'refresh', !!dpop, basis)
+      const json = await timed('refresh', timeout, (signal) => own({ refreshToken, signal, dpopProof, resource }))
+      return parseTokenResponse(json, 'refresh', !!dpop, prev)
     }
     const endpoint = refreshEndpoint
     const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
-    const form = { grant_type: 'refresh_token', client_id: clientId, ...(refreshToken ? { refresh_token: refreshToken } : {}) }
+    const form = { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
     const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
-    return parseTokenResponse(json, 'POST ' + url, !!dpop, basis, res)
+    return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
   }
 
   /**
    * The lock can be granted before the last holder's tokens reach this tab: wait for the generation
    * it wrote (invariant 4: a rotated refresh token is never presented twice), or read it from the
-   * vault, or have a tab that holds it in memory hand over its access token.
+   * vault, or have a tab that holds it in memory hand over its access tokens.
    */
   const catchUp = async (counters: SharedCounters, epochAtStart: number) => {
     const behind = () => counters.gen > (state.session?.generation ?? 0)
@@ -53,28 +54,32 @@ export function createRefresh(context: Context, state: SessionState) {
       if (stored && stored.generation >= counters.gen) state.adoptStored(stored)
     }
     const s = state.session
-    if (s && !s.at && s.generation >= counters.gen && (await tabs.peers())) {
+    if (s && !holdsAccessToken(s) && s.generation >= counters.gen && (await tabs.peers())) {
       tabs.post({ type: 'hello' })
-      await waitFor(() => !!state.session?.at || epochAtStart != state.localEpoch, 1000)
+      await waitFor(() => holdsAccessToken(state.session) || epochAtStart != state.localEpoch, 1000)
       assertStillSignedIn(epochAtStart)
     }
   }
 
-  /** Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock. */
-  const run = (reason: RefreshReason): Promise<Session> => {
+  /**
+   * Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock, so
+   * the grants of several resources never overlap and each presents the newest refresh token.
+   */
+  const run = (reason: RefreshReason, origin?: string): Promise<SharedToken> => {
     const epochAtStart = state.localEpoch
-    const before = state.session
+    const before = tokenFor(state.session, origin)?.at
     return tabs.lock('refresh', async () => {
       let counters = await tabs.read()
       assertStillSignedIn(epochAtStart, counters)
       await catchUp(counters, epochAtStart)
       const basis = state.session
-      // Another call or tab brought new tokens while this one waited.
-      if (basis && basis != before && !isDue(basis, leeway)) return basis
-      if (!basis?.rt && !ownRefresh) throw new NoSessionError('not signed in')
+      const token = tokenFor(basis, origin)
+      // Another call or tab brought a new token while this one waited.
+      if (token?.at != before && !isDue(token, leeway)) return token!
+      if (!basis?.rt && !own) throw new NoSessionError('not signed in')
       let fresh: TokenSet
       try {
-        fresh = await grant(basis)
+        fresh = await grant(basis, origin)
       } catch (e) {
         const error = e as LatchkeyError
         assertStillSignedIn(epochAtStart)
@@ -84,48 +89,52 @@ export function createRefresh(context: Context, state: SessionState) {
       }
       counters = await tabs.read()
       const epoch = basis?.logoutEpoch ?? Math.max(counters.epoch, state.logoutEpoch)
-      const next = await commit(fresh, 'refresh', counters, epoch, epochAtStart, basis)
-      emit('refresh', { ...sessionInfo(next), reason })
-      return next
+      const next = await commit(fresh, 'refresh', counters, epoch, epochAtStart, basis, origin)
+      const nextToken = tokenFor(next, origin)!
+      emit('refresh', { ...tokenInfo(nextToken, next.generation, origin), reason })
+      return nextToken
     })
   }
 
-  /** Starts a refresh, or joins the one in flight (the single shared pending promise). */
-  const refresh = (reason: RefreshReason) => {
-    if (!inFlight()) {
-      const p = run(reason)
+  /** Starts a refresh of `origin`'s token, or joins the one in flight (a single shared pending promise). */
+  const refresh = (reason: RefreshReason, origin?: string) => {
+    const key = keyOf(origin)
+    let p = pending.get(key)
+    if (!p) {
+      const started = (p = run(reason, origin))
       const clear = () => {
-        if (pending == p) pending = undefined
+        if (pending.get(key) == started) pending.delete(key)
       }
-      p.then(clear, clear)
-      pending = p
-      pendingEpoch = state.localEpoch
+      started.then(clear, clear)
+      pending.set(key, started)
     }
-    return pending!
+    return p
   }
 
-  /** The session to use now: refreshed first when due; a still-valid token survives a failed early refresh. */
-  const current = async (): Promise<Session> => {
+  /** The access token for `origin` now: refreshed first when due; a still-valid one survives a failed early refresh. */
+  const current = async (origin?: string): Promise<SharedToken> => {
     const s = state.session
-    if (s && !isDue(s, leeway) && !inFlight()) return s
-    if (inFlight() || ((s?.rt || ownRefresh) && !offline())) {
+    const t = tokenFor(s, origin)
+    if (t && !isDue(t, leeway) && !inFlight(origin)) return t
+    if (inFlight(origin) || ((s?.rt || own) && !offline())) {
       try {
-        return await refresh('expiry')
+        return await refresh('expiry', origin)
       } catch (e) {
-        if (s && s == state.session && !isExpired(s) && !sessionIsOver(e)) return s
+        if (t && t == tokenFor(state.session, origin) && !isExpired(t) && !sessionIsOver(e)) return t
         throw e
       }
     }
-    if (s && !isExpired(s)) return s
+    if (t && !isExpired(t)) return t
     if (!s) throw new NoSessionError('not signed in')
-    if (s.rt || ownRefresh) throw new NetworkError('offline')
+    if (s.rt || own) throw new NetworkError('offline')
     const error = new SessionExpiredError('access token expired')
     expire(error)
     throw error
   }
 
-  /** After a 401 on `used`: a refresh, unless newer tokens than those already arrived. */
-  const renew = (used: Session) => (used.generation == state.session?.generation ? refresh('unauthorized') : current())
+  /** After a 401 on `used`: a refresh, unless a newer token than that already arrived. */
+  const renew = (used: SharedToken, origin?: string) =>
+    tokenFor(state.session, origin)?.at == used.at ? refresh('unauthorized', origin) : current(origin)
 
   return { refresh, current, renew }
 }

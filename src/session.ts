@@ -1,6 +1,6 @@
 // The session state machine of one token manager: the tokens in memory, where they stand among
 // the tabs (generation, logout epoch), and every transition: adopt, commit, expire, log out.
-import type { SharedCounters, TabMessage } from './crosstab.js'
+import type { SharedCounters, SharedSession, SharedToken, TabMessage } from './crosstab.js'
 import { NoSessionError, SessionExpiredError, type LatchkeyError } from './errors.js'
 import type { TokenSet } from './oauth.js'
 import type { Context } from './options.js'
@@ -8,27 +8,40 @@ import type { SessionInfo, TokenManagerEvents } from './types.js'
 import { now } from './util.js'
 import type { StoredSession } from './vault.js'
 
-/** The tokens in memory, and where they stand among all tabs. */
+/** The tokens in memory (see {@link SharedSession} for the wire names), and where they stand among all tabs. */
 export interface Session extends TokenSet {
   /** Counts the token sets of this client across all tabs: each login or refresh makes the next. */
   generation: number
   /** The logout epoch the session was born in: a logout advances the epoch and ends every older session. */
   logoutEpoch: number
-  /** The `ath` claim for this access token, computed once. */
-  ath?: Promise<string>
 }
 
 type TokensReason = TokenManagerEvents['tokens']['reason']
 
-export const sessionInfo = (s: Session): SessionInfo => ({ expiresAt: s.exp, tokenType: s.type, scope: s.scope, generation: s.generation })
+/** The access token for requests to `origin`: its own with `resources`, else the session's. */
+export const tokenFor = (s: Session | undefined, origin?: string): SharedToken | undefined => (origin ? s?.res?.[origin] : s)
+
+/** The session holds an access token (one read from the vault holds only a refresh token). */
+export const holdsAccessToken = (s: Session | undefined) => !!(s?.at || s?.res)
+
+export const tokenInfo = (t: SharedToken, generation: number, origin?: string): SessionInfo => ({
+  expiresAt: t.exp,
+  tokenType: t.type,
+  scope: t.scope,
+  generation,
+  origin,
+})
 
 /**
  * Due for a refresh: no access token, or within `leeway` ms of expiry. The leeway is capped at a
  * quarter of the token's lifetime, or short-lived tokens would be refreshed on every call.
  */
-export const isDue = (s: Session, leeway: number) => !s.at || (!!s.exp && now() >= s.exp - Math.min(leeway, (s.life ?? 0) / 4))
+export const isDue = (t: SharedToken | undefined, leeway: number) => !t?.at || (!!t.exp && now() >= t.exp - Math.min(leeway, (t.life ?? 0) / 4))
 
-export const isExpired = (s: Session) => isDue(s, 0)
+export const isExpired = (t: SharedToken | undefined) => isDue(t, 0)
+
+/** How many token values `redact` remembers: the current ones and several rotated-out generations. */
+const REMEMBERED = 64
 
 export type SessionState = ReturnType<typeof createSessionState>
 
@@ -43,6 +56,8 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
   let logoutsInProgress = 0
   // Whoever waits for the session to change (a generation or a hand-over from another tab).
   const waiters = new Set<() => void>()
+  // Every token value this tab has held, newest first, a bounded number: what `redact` removes.
+  let known: (string | undefined)[] = []
 
   const wake = () => waiters.forEach((w) => w())
 
@@ -82,24 +97,42 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
     void vault?.forget()
   }
 
-  const adopt = (s: Session, reason: TokensReason) => {
+  const remember = (s: SharedSession) => (known = [s.rt, s.at, ...Object.values(s.res ?? {}).map((t) => t.at), ...known].slice(0, REMEMBERED))
+
+  /** Invariant 6: every token value this tab holds or held (within {@link REMEMBERED}) becomes `[redacted]`. */
+  const redact = (text: string) => known.reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
+
+  const adopt = (s: Session, reason: TokensReason, origin?: string) => {
     session = s
+    remember(s)
     logoutEpoch = Math.max(logoutEpoch, s.logoutEpoch)
     tabs.hold(true)
-    emit('tokens', { ...sessionInfo(s), reason })
+    emit('tokens', { ...tokenInfo(tokenFor(s, origin)!, s.generation, origin), reason })
     wake()
     return s
   }
 
-  const announce = async ({ generation, logoutEpoch, ath, ...session }: Session) =>
+  const announce = async ({ generation, logoutEpoch, ...session }: Session) =>
     tabs.post({ type: 'tokens', epoch: logoutEpoch, gen: generation, jkt: await dpop?.jkt(), session })
 
   /**
    * Installs new tokens while holding the refresh lock: counters, persistence, other tabs,
-   * listeners. `basis` is the session the grant started from (its refresh token was presented).
+   * listeners. `basis` is the session the grant started from (its refresh token was presented);
+   * `origin`, the `resources` origin the new access token is for.
    */
-  const commit = async (fresh: TokenSet, reason: TokensReason, counters: SharedCounters, epoch: number, epochAtStart: number, basis?: Session) => {
-    const s: Session = { ...fresh, generation: Math.max(counters.gen, session?.generation ?? 0) + 1, logoutEpoch: epoch }
+  const commit = async (
+    fresh: TokenSet,
+    reason: TokensReason,
+    counters: SharedCounters,
+    epoch: number,
+    epochAtStart: number,
+    basis?: Session,
+    origin?: string,
+  ) => {
+    const { rt, ...token } = fresh
+    // One refresh token serves every resource: a grant for one keeps the other tokens.
+    const tokens = origin ? { ...basis!, rt: rt ?? basis?.rt, res: { ...basis?.res, [origin]: token } } : { ...fresh, res: basis?.res }
+    const s: Session = { ...tokens, generation: Math.max(counters.gen, session?.generation ?? 0) + 1, logoutEpoch: epoch }
     // A logout, here or in another tab, may land before or during these awaits: it wins, and a
     // refresh token issued meanwhile is revoked rather than left alive.
     const check = () => {
@@ -115,7 +148,7 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
     await vault?.save(s)
     await announce(s)
     check()
-    return adopt(s, reason)
+    return adopt(s, reason, origin)
   }
 
   /** Tokens from a login or `setTokens`: a new session, whatever the other tabs hold. */
@@ -127,7 +160,7 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
 
   const onTabMessage = async (m: TabMessage) => {
     if (m.type == 'hello') {
-      if (session?.at) await announce(session)
+      if (holdsAccessToken(session)) await announce(session!)
     } else if (m.type == 'logout') {
       logoutEpoch = Math.max(logoutEpoch, m.epoch)
       if (session && session.logoutEpoch < m.epoch) {
@@ -138,7 +171,7 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
       }
     } else {
       // A session read from storage (no access token) gives way to the same generation from a tab.
-      const stale = () => m.epoch < logoutEpoch || (!!session && (m.gen < session.generation || (m.gen == session.generation && !!session.at)))
+      const stale = () => m.epoch < logoutEpoch || (!!session && (m.gen < session.generation || (m.gen == session.generation && holdsAccessToken(session))))
       if (stale()) return
       // Tokens bound to another key (a tab without a shared key store) are useless here.
       if (m.jkt && ((await dpop?.jkt()) != m.jkt || stale())) return
@@ -192,9 +225,11 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
     },
     /** A refresh token read from the vault: a session without an access token, until a refresh. */
     adoptStored(stored: StoredSession) {
+      remember(stored)
       session = stored
     },
     waitFor,
+    redact,
     assertStillSignedIn,
     expire,
     commit,

@@ -25,6 +25,8 @@ export interface RefreshContext {
   signal: AbortSignal
   /** Makes a DPoP proof for a request to `url` (when DPoP is on), for the function's own request. */
   dpopProof(method: string, url: string): Promise<string | undefined>
+  /** The RFC 8707 resource whose token is asked for (with the `resources` option). */
+  resource?: string | undefined
 }
 
 /**
@@ -61,9 +63,28 @@ export interface TokenManagerOptions {
   /**
    * The exact origins (scheme, host, port) whose requests get the access token. Every other
    * request passes through `tm.fetch` untouched. `http:` is accepted for loopback hosts only.
+   * Required unless `resources` names the origins.
    * @example ['https://api.example']
    */
-  allowedOrigins: string[]
+  allowedOrigins?: string[]
+  /**
+   * One access token per API (RFC 8707 resource indicators): exact origins, each with its resource
+   * indicator (and optionally the scope to ask for). These origins are allowed origins too. Each
+   * origin's token comes from a `refresh_token` grant with its `resource`, on the first request
+   * that needs it; one refresh token serves all, and grants never overlap. `authorizationUrl()`
+   * asks for every resource.
+   * @example { 'https://api.example': 'https://api.example', 'https://billing.example': { resource: 'https://billing.example', scope: 'billing:read' } }
+   */
+  resources?: Record<string, string | { resource: string; scope?: string }>
+  /**
+   * The authorization server's issuer identifier (`discover()` sets it). With it, `handleRedirect`
+   * checks the RFC 9207 `iss` parameter when the server sends one.
+   */
+  issuer?: string
+  /** The server always sends `iss` in authorization responses (RFC 9207): refuse a response without it. */
+  issParameterRequired?: boolean
+  /** The authorization endpoint, so that `authorizationUrl()` needs none. */
+  authorizationEndpoint?: string | undefined
   /**
    * Bind tokens to a non-extractable ES256 key with DPoP (RFC 9449). `true` keeps the key in
    * IndexedDB where it exists (in memory elsewhere); `{ keyStore }` plugs in another store;
@@ -115,6 +136,8 @@ export interface SessionInfo {
   scope: string | undefined
   /** Increases with every new set of tokens, in any tab. */
   generation: number
+  /** The `resources` origin this token is for; `undefined` for the token of every other allowed origin. */
+  origin?: string | undefined
 }
 
 /** Why a refresh ran. */
@@ -138,12 +161,12 @@ export interface TokenManagerEvents {
 
 /** Parameters of {@link TokenManager.authorizationUrl}. */
 export interface AuthorizationParameters {
-  /** @example 'https://as.example/authorize' */
-  authorizationEndpoint: string
+  /** Required unless given in the options. @example 'https://as.example/authorize' */
+  authorizationEndpoint?: string | undefined
   redirectUri: string
   /** @example 'openid offline_access api:read' */
   scope?: string
-  /** RFC 8707 resource indicator(s). */
+  /** RFC 8707 resource indicator(s), besides those of the `resources` option. */
   resource?: string | string[]
   /** More authorization request parameters (`prompt`, `login_hint`, …). */
   extraParameters?: Record<string, string>
@@ -168,14 +191,23 @@ export interface TokenManager {
   dpopThumbprint(): Promise<string>
   /** `fetch`, with the access token (and a DPoP proof) on requests to `allowedOrigins`. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>
-  /** The current access token, refreshed first when due. Prefer `fetch`. */
-  getAccessToken(): Promise<string>
+  /** The current access token (of `origin`'s resource, with `resources`), refreshed first when due. Prefer `fetch`. */
+  getAccessToken(origin?: string): Promise<string>
   /** Refreshes now, or joins the refresh already running. */
   refresh(): Promise<void>
-  /** The current session without token values, or `undefined` when signed out. */
-  status(): SessionInfo | undefined
+  /**
+   * The current access token without its value (of `origin`'s resource, with `resources`), or
+   * `undefined` when signed out or when that token has not been fetched yet.
+   */
+  status(origin?: string): SessionInfo | undefined
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
   /** Revokes the refresh token, clears memory, deletes the DPoP key and signs out every tab. */
   logout(): Promise<void>
+  /**
+   * Removes the listeners this manager registered (`online`, `visibilitychange`) and leaves the
+   * tab channel; for route changes that drop a manager, tests and other runtimes. The session is
+   * not ended (use `logout()` for that); the manager is not to be used afterwards.
+   */
+  dispose(): void
 }

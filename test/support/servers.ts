@@ -52,6 +52,8 @@ export interface IssuedToken {
   jkt?: string
   expiresAt: number
   revoked?: boolean
+  /** The RFC 8707 resource the token was issued for (its audience), if one was asked for. */
+  aud?: string
 }
 
 export interface TokenServerOptions {
@@ -80,12 +82,22 @@ export async function startTokenServer(options: TokenServerOptions = {}) {
   const refreshTokens = new Map<string, { jkt?: string; scope: string }>()
   const rotatedOut = new Set<string>()
   const codes = new Map<string, { scope: string }>()
-  const counts = { refresh: 0, code: 0, invalidGrant: 0, reuse: 0, nonceChallenges: 0, revoked: 0, proofs: [] as string[] }
+  const counts = {
+    refresh: 0,
+    code: 0,
+    invalidGrant: 0,
+    reuse: 0,
+    nonceChallenges: 0,
+    revoked: 0,
+    proofs: [] as string[],
+    /** The `resource` of each successful refresh_token grant, in order ('' for none). */
+    resources: [] as string[],
+  }
   const state = { requireNonce: !!options.requireNonce, options }
 
-  const issue = (scope: string, jkt?: string) => {
+  const issue = (scope: string, jkt?: string, aud?: string) => {
     const at = token('at')
-    accessTokens.set(at, { jkt, expiresAt: Date.now() + expiresIn * 1000 })
+    accessTokens.set(at, { jkt, expiresAt: Date.now() + expiresIn * 1000, ...(aud && { aud }) })
     const body: Record<string, unknown> = { access_token: at, token_type: dpop ? 'DPoP' : 'Bearer', expires_in: expiresIn, scope }
     return body
   }
@@ -135,9 +147,10 @@ export async function startTokenServer(options: TokenServerOptions = {}) {
         return void json(res, 400, { error: 'invalid_grant', error_description: 'refresh token is invalid' }, nonceHeader)
       }
       counts.refresh++
+      counts.resources.push(form.get('resource') ?? '')
       if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs))
       if (state.options.onRefresh?.(res)) return
-      const body = issue(rt.scope, jkt)
+      const body = issue(form.get('scope') ?? rt.scope, jkt, form.get('resource') ?? undefined)
       if (rotate) {
         refreshTokens.delete(presented)
         rotatedOut.add(presented)
@@ -182,6 +195,8 @@ export interface ApiOptions {
   requireNonce?: boolean
   /** Answer 401 invalid_token to everything. */
   alwaysUnauthorized?: boolean
+  /** Accept only tokens issued for this resource (RFC 8707 audience). */
+  audience?: string
 }
 
 /** A resource server: checks the access token against the token server and, for DPoP, the proof. */
@@ -192,7 +207,7 @@ export async function startApi(tokens: TokenServer, options: ApiOptions = {}) {
   const clock = { now: () => Date.now() }
   const verifier = createDPoPVerifier(clock)
   const nonceVerifier = createDPoPVerifier({ nonces, ...clock })
-  const requests: { method: string; path: string; authorization?: string; dpop?: string; body: string; status: number }[] = []
+  const requests: { method: string; path: string; authorization?: string; dpop?: string; body: string; status: number; aud?: string }[] = []
   const served = await serve(async (req, res) => {
     const record = { method: req.method!, path: req.url!, authorization: req.headers.authorization, dpop: req.headers.dpop as string | undefined, body: req.body, status: 200 }
     requests.push(record)
@@ -203,8 +218,9 @@ export async function startApi(tokens: TokenServer, options: ApiOptions = {}) {
     }
     const [scheme, at] = (req.headers.authorization ?? '').split(' ')
     const issued = at ? tokens.accessTokens.get(at) : undefined
+    if (issued?.aud) record.aud = issued.aud
     const challenge = (error: string) => ({ 'www-authenticate': `${issued?.jkt ? 'DPoP' : 'Bearer'} error="${error}"` })
-    if (state.alwaysUnauthorized || !issued || issued.revoked || issued.expiresAt <= Date.now())
+    if (state.alwaysUnauthorized || !issued || issued.revoked || issued.expiresAt <= Date.now() || (state.audience && issued.aud !== state.audience))
       return reply(401, { error: 'invalid_token' }, challenge('invalid_token'))
     if (issued.jkt) {
       if (scheme !== 'DPoP') return reply(401, { error: 'invalid_token' }, challenge('invalid_token'))

@@ -1,0 +1,143 @@
+// Token requests never follow redirects (invariant 9); no token of any generation in an error and
+// no unbounded server text in a message (invariant 6); dispose() lets go of what a manager holds.
+import { describe, expect, it } from 'vitest'
+import { createTokenManager, isLatchkeyError, type TabMessage, type CrossTab } from '../src/index.js'
+import { advance, cleanups, manager, served, setup } from './support/harness.js'
+import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
+import { json } from './support/servers.js'
+import { createTabsHub } from './support/tabs.js'
+
+/** A server that records every request it gets: where a redirect would send the refresh token. */
+async function attacker() {
+  const seen: { path: string; body: string }[] = []
+  const evil = await served((req, res) => {
+    seen.push({ path: req.url!, body: req.body })
+    json(res, 200, { access_token: 'evil-at', token_type: 'Bearer', expires_in: 3600, refresh_token: 'evil-rt' })
+  })
+  return { evil, seen }
+}
+
+describe('token requests never follow a redirect (invariant 9)', () => {
+  it.each([307, 308, 302])('a %s from the token endpoint sends the refresh token nowhere and adopts nothing', async (status) => {
+    const { as, api } = await setup()
+    const { evil, seen } = await attacker()
+    const redirecting = await served((_req, res) => res.writeHead(status, { location: evil.url('/steal') }).end())
+    const tm = createTokenManager({ clientId: 'spa', tokenEndpoint: redirecting.url('/token'), allowedOrigins: [api.origin], dpop: false, crossTab: false })
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    const error = await tm.refresh().catch((e) => e)
+    expect(isLatchkeyError(error, 'invalid_response')).toBe(true)
+    expect(error.message).toMatch(/redirect refused/)
+    expect(error.status).toBe(status)
+    expect(seen).toEqual([])
+    // the last good tokens stay; nothing of the attacker's answer was adopted
+    expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    expect(api.requests.at(-1)!.authorization).toBe('Bearer ' + seeded.access_token)
+    expectNoToken(error, [seeded.refresh_token, seeded.access_token])
+  })
+
+  it('a redirect from the revocation endpoint at logout: the refresh token goes nowhere, logout completes', async () => {
+    const { as, api } = await setup()
+    const { evil, seen } = await attacker()
+    const redirecting = await served((_req, res) => res.writeHead(307, { location: evil.url('/revoke') }).end())
+    const tm = createTokenManager({
+      clientId: 'spa',
+      tokenEndpoint: as.tokenEndpoint,
+      revocationEndpoint: redirecting.url('/revoke'),
+      allowedOrigins: [api.origin],
+      dpop: false,
+      crossTab: false,
+    })
+    const warnings: string[] = []
+    tm.on('warning', ({ code }) => warnings.push(code))
+    await tm.setTokens(as.seed())
+    await tm.logout()
+    expect(seen).toEqual([])
+    expect(warnings).toEqual(['revocation_failed'])
+    expect(tm.status()).toBeUndefined()
+  })
+
+  it('a redirect from the app\u2019s own refresh endpoint (cookie pattern) is refused too', async () => {
+    const { api } = await setup()
+    const { evil, seen } = await attacker()
+    const redirecting = await served((_req, res) => res.writeHead(307, { location: evil.url('/refresh') }).end())
+    const tm = createTokenManager({ clientId: 'spa', refresh: { url: redirecting.url('/auth/refresh') }, allowedOrigins: [api.origin], dpop: false, crossTab: false })
+    expect(await tm.restore().catch((e) => e.code)).toBe('invalid_response')
+    expect(seen).toEqual([])
+  })
+})
+
+describe('no token of any generation in an error (invariant 6)', () => {
+  it('an error_description quoting rotated-out refresh and access tokens of earlier generations', async () => {
+    let quote = ''
+    const { as, api } = await setup({ onRefresh: (res) => (quote ? (json(res, 400, { error: 'invalid_request', error_description: quote }), true) : false) })
+    const tm = manager(as, [api.origin], { dpop: false })
+    const first = as.seed()
+    await tm.setTokens(first)
+    const generations = [first.access_token, first.refresh_token]
+    for (let i = 0; i < 5; i++) {
+      await tm.refresh()
+      await tm.fetch(api.url('/me'))
+      generations.push(api.requests.at(-1)!.authorization!.split(' ')[1]!)
+    }
+    quote = `bad request; earlier tokens: ${generations.join(' and ')}`
+    const errors: unknown[] = []
+    tm.on('refresh-error', ({ error }) => errors.push(error))
+    const error = await tm.refresh().catch((e) => e)
+    expect(error.code).toBe('oauth_error')
+    expect(error.message).toContain('[redacted]')
+    expectNoToken([error, errors], [...generations, ...tokensOf(as)])
+  })
+
+  it('a 10 MB error_description becomes a message of bounded length', async () => {
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 400, { error: 'invalid_request', error_description: 'x'.repeat(10_000_000) }), true) })
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed())
+    const error = await tm.refresh().catch((e) => e)
+    expect(error.code).toBe('oauth_error')
+    expect(error.message.length).toBeLessThan(400)
+    expect(error.description.length).toBeLessThanOrEqual(200)
+  })
+})
+
+describe('dispose()', () => {
+  it('stops listening to other tabs and to `online`, and closes the tab channel', async () => {
+    const { as, api } = await setup({ expiresIn: 60 })
+    const hub = createTabsHub()
+    const received: TabMessage[] = []
+    let closed = 0
+    const base = hub.tab()
+    cleanups.push(() => base.close())
+    const crossTab: CrossTab = {
+      ...base,
+      listen: (fn) => base.listen((m) => (received.push(m), fn(m))),
+      close: () => void closed++,
+    }
+    // A window stand-in: Node has no global `online` event.
+    const target = new EventTarget()
+    const g = globalThis as unknown as Record<string, unknown>
+    const saved = [g.addEventListener, g.removeEventListener]
+    g.addEventListener = target.addEventListener.bind(target)
+    g.removeEventListener = target.removeEventListener.bind(target)
+    cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
+    const tm = createTokenManager({ clientId: 'spa', tokenEndpoint: as.tokenEndpoint, allowedOrigins: [api.origin], dpop: false, crossTab })
+    const other = hub.tab()
+    cleanups.push(() => other.close())
+    await tm.setTokens(as.seed({ expires_in: 1 }))
+    advance(2)
+    // before dispose, coming back online refreshes a due token
+    target.dispatchEvent(new Event('online'))
+    for (let i = 0; i < 100 && as.counts.refresh < 1; i++) await new Promise((r) => setTimeout(r, 5))
+    expect(as.counts.refresh).toBe(1)
+    await tm.setTokens(as.seed({ expires_in: 1 }))
+    advance(4)
+    tm.dispose()
+    expect(closed).toBe(1)
+    target.dispatchEvent(new Event('online'))
+    other.post({ type: 'logout', epoch: 99 })
+    await new Promise((r) => setTimeout(r, 50))
+    expect(as.counts.refresh).toBe(1)
+    expect(received.filter((m) => m.type == 'logout')).toEqual([])
+    expect(tm.status()).toBeDefined()
+  })
+})
