@@ -64,7 +64,10 @@ export function serveTokenManager(
   // entry until its body is done, so that an abort during the body reaches the fetch too.
   const controllers = new Map<number, AbortController>()
 
-  const snapshot = (): Snapshot => ({ '': tm.status() })
+  // With `resources`, each API's origin has a token (and a status) of its own.
+  const resourceOrigins = Object.keys(options.resources ?? {}).map((o) => new URL(o).origin)
+  const indicators = Object.values(options.resources ?? {}).map((r) => (typeof r == 'string' ? r : r.resource))
+  const snapshot = (): Snapshot => Object.fromEntries([['', tm.status()], ...resourceOrigins.map((o) => [o, tm.status(o)])])
   const post = (message: ToPage, transfer: Transferable[] = []) => scope.postMessage(message, transfer)
 
   const offs = EVENTS.map((v) =>
@@ -103,21 +106,20 @@ export function serveTokenManager(
     fetch: ([request], i) => fetchFor(i, request as WireRequest),
     // The login request is built here, where the key is; its PKCE verifier and redirect URI wait in
     // the page's sessionStorage (the worker has none) under its `state`, for redirectResult there.
+    // As the core's authorizationUrl: the options' endpoint by default, and every API's resource.
     authorize: async ([parameters]): Promise<PendingLogin> => {
+      const { authorizationEndpoint = options.authorizationEndpoint, resource = [] } = parameters as AuthorizationParameters
       let record: [string, string] = ['', '']
       const store = { setItem: (key: string, value: string) => void (record = [key, value]) } as LoginStore
       const jkt = options.dpop === false ? undefined : await tm.dpopThumbprint()
-      const url = await authorizationRequest(options.clientId, parameters as AuthorizationParameters, jkt, store)
-      return { url, record }
+      const request = { ...(parameters as AuthorizationParameters), authorizationEndpoint, resource: [resource, ...indicators].flat() }
+      return { url: await authorizationRequest(options.clientId, request, jkt, store), record }
     },
-    issuer: (): IssuerCheck => {
-      const { issuer, issParameterRequired } = options as IssuerCheck
-      return { issuer, issParameterRequired }
-    },
+    issuer: (): IssuerCheck => ({ issuer: options.issuer, issParameterRequired: options.issParameterRequired }),
     dispose: () => {
       offs.forEach((off) => off())
       scope.removeEventListener('message', receive)
-      ;(tm as { dispose?: () => void }).dispose?.()
+      tm.dispose()
     },
   }
 
@@ -214,7 +216,7 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
     })
   }
 
-  const handle: Partial<TokenManager> & { dispose(): void } = {
+  const handle: Partial<TokenManager> = {
     async authorizationUrl(parameters) {
       const { url, record } = await call<PendingLogin>('authorize', [parameters])
       sessionStorage.setItem(...record)
@@ -251,7 +253,11 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       return response
     },
     getAccessToken: () => Promise.reject(fromWire({ name: 'LatchkeyError', code: 'unsupported', message: 'tokens stay in the worker' })),
-    status: (origin?: string) => snapshot[origin ?? ''],
+    status(origin) {
+      // As the core: an origin with a token of its own (`resources`) has its own status; others share one.
+      const key = origin && new URL(origin, globalThis.location?.href).origin
+      return snapshot[key && key in snapshot ? key : '']
+    },
     on(type, listener) {
       let set = listeners.get(type)
       if (!set) listeners.set(type, (set = new Set()))

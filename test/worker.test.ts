@@ -218,6 +218,37 @@ describe('worker mode: login and calls', () => {
   })
 })
 
+describe('worker mode: resources and the issuer', () => {
+  it('with resources: the login asks for every API, and status(origin) in the page is the worker\'s', async () => {
+    const { as, api } = await setup()
+    const billing = await startResource(as)
+    cleanups.push(billing.close)
+    const resources = { [api.origin]: 'https://api.example', [billing.origin]: { resource: 'https://billing.example', scope: 'billing' } }
+    const { tm, inWorker } = connect(as, [], { resources, dpop: false, authorizationEndpoint })
+    const url = new URL(await tm.authorizationUrl({ redirectUri, resource: 'https://extra.example' }))
+    expect(url.origin + url.pathname).toBe(authorizationEndpoint)
+    expect(url.searchParams.getAll('resource')).toEqual(['https://extra.example', 'https://api.example', 'https://billing.example'])
+    await tm.handleRedirect(`${redirectUri}?code=${as.code()}&state=${url.searchParams.get('state')}`)
+    expect((await tm.fetch(billing.url('/b'))).status).toBe(200)
+    expect(tm.status(billing.origin)).toEqual(inWorker.status(billing.origin))
+    expect(tm.status(billing.url('/any/path'))).toEqual(inWorker.status(billing.origin))
+    expect(tm.status(billing.origin)).not.toEqual(tm.status())
+    expect(tm.status()).toEqual(inWorker.status())
+  })
+
+  it('handleRedirect in the page checks the issuer the worker was given (RFC 9207)', async () => {
+    const { as, api } = await setup()
+    const { tm } = connect(as, [api.origin], { dpop: false, issuer: 'https://as.example', issParameterRequired: true })
+    const state = async () => new URL(await tm.authorizationUrl({ authorizationEndpoint, redirectUri })).searchParams.get('state')
+    const wrong = await reasonOf(tm.handleRedirect(`${redirectUri}?code=${as.code()}&state=${await state()}&iss=https://evil.example`))
+    expect(wrong).toBeInstanceOf(LoginError)
+    expect(wrong?.message).toBe('wrong issuer')
+    expect(await reasonOf(tm.handleRedirect(`${redirectUri}?code=${as.code()}&state=${await state()}`))).toBeInstanceOf(LoginError)
+    await tm.handleRedirect(`${redirectUri}?code=${as.code()}&state=${await state()}&iss=https://as.example`)
+    expect(as.counts.code).toBe(1)
+  })
+})
+
 describe('worker mode: errors and events', () => {
   it('errors arrive as the latchkey errors they were, with code, name and OAuth fields', async () => {
     const { as, api } = await setup({ dpop: true })
@@ -289,7 +320,7 @@ describe('worker mode: errors and events', () => {
     const { as, api } = await setup()
     const { tm } = connect(as, [api.origin], { dpop: false })
     expect(await tm.restore()).toBe(false)
-    ;(tm as TokenManager & { dispose(): void }).dispose()
+    tm.dispose()
     let settled = false
     tm.restore().then(() => (settled = true), () => (settled = true))
     await new Promise((r) => setTimeout(r, 200))
