@@ -15,6 +15,7 @@ import {
   type Snapshot,
   type ToPage,
   type ToWorker,
+  type WireError,
   type WireRequest,
   type WireResponse,
 } from './worker/wire.js'
@@ -183,14 +184,19 @@ export function serveTokenManager(
 export function connectTokenManager(worker: MessageEndpoint): TokenManager {
   let id = 0
   let snapshot: Snapshot = {}
-  const calls = new Map<number, (reply: { r?: unknown; e?: Parameters<typeof fromWire>[0] }) => void>()
+  const calls = new Map<number, (reply: { r?: unknown; e?: WireError | undefined }) => void>()
   const listeners = new Map<string, Set<(state: never) => void>>()
 
+  // A worker whose script failed to load or to run reports an error before it ever answered: every
+  // call fails from then on, instead of waiting forever.
+  let heard = false
+  let failed: WireError | undefined
   const receive = ({ data }: MessageEvent<ToPage>) => {
+    heard = true
     snapshot = data.s
     if ('v' in data) {
-      const d = data.d as { error?: Parameters<typeof fromWire>[0] | Error }
-      if (d.error) d.error = fromWire(d.error as Parameters<typeof fromWire>[0])
+      const d = data.d as { error?: WireError | Error }
+      if (d.error) d.error = fromWire(d.error as WireError)
       // One task each: a listener that throws is reported and stops no other.
       listeners.get(data.v)?.forEach((fn) => queueMicrotask(() => (fn as (state: unknown) => void)(d)))
     } else {
@@ -199,10 +205,17 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
     }
   }
   worker.addEventListener('message', receive)
+  worker.addEventListener('error', () => {
+    if (heard) return
+    failed = { name: 'Error', message: 'the worker did not start' }
+    calls.forEach((settle) => settle({ e: failed! }))
+    calls.clear()
+  })
   worker.start?.()
 
   /** Posts a call; throws at once when `transfer` cannot be transferred. */
   const call = <T>(m: string, a: unknown[] = [], transfer: Transferable[] = [], signal?: AbortSignal | null): Promise<T> => {
+    if (failed) return Promise.reject(fromWire(failed))
     const i = ++id
     worker.postMessage({ i, m, a } satisfies ToWorker, transfer)
     return new Promise((resolve, reject) => {

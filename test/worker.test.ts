@@ -316,6 +316,15 @@ describe('worker mode: errors and events', () => {
     for (const token of issued(as)) expect(seen()).not.toContain(token)
   })
 
+  it('a worker that failed to start fails every call instead of leaving it waiting', async () => {
+    const target = Object.assign(new EventTarget(), { postMessage() {} })
+    const tm = connectTokenManager(target)
+    const pending = reasonOf(tm.restore())
+    target.dispatchEvent(new Event('error'))
+    expect((await pending)?.message).toBe('the worker did not start')
+    expect((await reasonOf(tm.fetch('https://api.example/')))?.message).toBe('the worker did not start')
+  })
+
   it('dispose stops the page listening and the worker answering', async () => {
     const { as, api } = await setup()
     const { tm } = connect(as, [api.origin], { dpop: false })

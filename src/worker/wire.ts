@@ -23,7 +23,8 @@ import type { SessionInfo } from '../types.js'
  */
 export interface MessageEndpoint {
   postMessage(message: unknown, transfer: Transferable[]): void
-  addEventListener(type: 'message', listener: (event: MessageEvent) => void): void
+  /** `error` (a `Worker`'s): the worker's script failed to load or threw. */
+  addEventListener(type: 'message' | 'error', listener: (event: MessageEvent) => void): void
   removeEventListener(type: 'message', listener: (event: MessageEvent) => void): void
   /** A `MessagePort` delivers nothing before `start()`; a worker has no such method. */
   start?(): void
