@@ -160,14 +160,13 @@ export function serveTokenManager(
  * and `state` wait in the page's `sessionStorage` (the worker has none), as without a worker. They
  * are not tokens, and the code they redeem is bound to the worker's DPoP key (`dpop_jkt`).
  *
- * Responses are real `Response` objects with `status`, `statusText`, `headers`, `url` and body;
- * `type` and `redirected` are not carried over, and an opaque response (`mode: 'no-cors'`,
- * `redirect: 'manual'`) cannot be rebuilt in the page and rejects with a `RangeError`.
- *
- * `fetch` takes what `fetch` takes and resolves with a real `Response`. A request body is read
- * into bytes first (so it can be replayed after a 401, as in the page), except a `ReadableStream`
- * given as `init.body`, which is sent once. Response bodies with a known length up to 64 KiB
- * arrive whole; longer ones stream. An `AbortSignal` aborts the request in the worker.
+ * `fetch` takes what `fetch` takes and resolves with a real `Response` (`status`, `statusText`,
+ * `headers`, `url`, body; not `type` or `redirected`). A request body is read into bytes first (so
+ * it can be replayed after a 401, as in the page), except a `ReadableStream` given as
+ * `init.body`, which is sent once. Response bodies with a known length up to 64 KiB arrive whole;
+ * longer ones stream. An `AbortSignal` aborts the request in the worker. An opaque response
+ * (`mode: 'no-cors'`, `redirect: 'manual'`) cannot be rebuilt in the page: it rejects with a
+ * `RangeError`.
  *
  * Tokens handed to `setTokens` in the page were in the page already: worker mode keeps no promise
  * about those.
@@ -255,7 +254,8 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       let pending: Promise<WireResponse>
       try {
         pending = call('fetch', [wire], body ? [body] : [], signal)
-      } catch {
+      } catch (e) {
+        if (!stream) throw e
         // This browser cannot transfer streams: the body crosses as bytes, still sent only once.
         wire.init.body = await new Response(stream).arrayBuffer()
         pending = call('fetch', [wire], [wire.init.body], signal)
