@@ -137,6 +137,24 @@ test.describe('with 4-second access tokens', () => {
   })
 })
 
+test('worker mode with persistence: the worker keeps the DPoP key and the encrypted refresh token in IndexedDB, so a reload stays signed in', async ({ page, demo }) => {
+  await page.goto(workerUrl(demo))
+  await Promise.all([page.waitForEvent('load'), page.locator('#persist').click()])
+  await expect(page.locator('#persist')).toBeChecked()
+  expect(new URL(page.url()).search).toBe('?mode=worker')
+  await signIn(page, demo, workerUrl(demo))
+  await expect(page.locator('#thumbprint')).toHaveText(/^[\w-]{43}$/)
+  const thumbprint = await page.locator('#thumbprint').textContent()
+  await page.reload()
+  await expect(page.locator('#status-pill')).toHaveText('Signed in')
+  await expect(page.locator('#events')).toContainText("session restored from this browser's encrypted refresh token")
+  expect(demo.as.counts.refreshToken).toBe(1)
+  expect(demo.as.counts.invalidGrant).toBe(0)
+  // The same key: the refresh token is bound to it.
+  await expect(page.locator('#thumbprint')).toHaveText(thumbprint!)
+  expect((await runAction(page, 'call-api')).state).toBe('ok')
+})
+
 test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ page, context, demo }) => {
   await signIn(page, demo, workerUrl(demo))
   const second = await context.newPage()
