@@ -2,7 +2,7 @@
 // server and the app on 127.0.0.1.
 //
 // Environment (all optional):
-//   PORT, AS_PORT, API_PORT, THIRD_PARTY_PORT  fixed ports (default: free ports)
+//   PORT, AS_PORT, API_PORT, BILLING_PORT, THIRD_PARTY_PORT  fixed ports (default: free ports)
 //   ACCESS_TOKEN_TTL                           access token lifetime in seconds (default 60)
 //   DPOP_NONCE=0                               switch DPoP nonces off at the AS and the API
 
@@ -28,7 +28,7 @@ console.log('done.')
 const demo = await startDemo({
   accessTokenTTL,
   requireNonce,
-  ports: { app: port('PORT'), as: port('AS_PORT'), api: port('API_PORT'), thirdParty: port('THIRD_PARTY_PORT') },
+  ports: { app: port('PORT'), as: port('AS_PORT'), api: port('API_PORT'), billing: port('BILLING_PORT'), thirdParty: port('THIRD_PARTY_PORT') },
 })
 
 console.log(`
@@ -38,6 +38,7 @@ console.log(`
 
   authorization server  ${demo.as.issuer}  (oidc-provider)
   API                   ${demo.api.origin}
+  billing API           ${demo.billing.origin}  (its own token: aud and scope billing:read)
   third-party origin    ${demo.thirdParty.origin}
   access tokens last ${accessTokenTTL} s · DPoP nonces ${requireNonce ? 'on' : 'off'}
 

@@ -41,6 +41,7 @@ export function createDPoP(
       (await lock(async () => {
         let p = (await store.get(id).catch(() => {})) as CryptoKeyPair | undefined
         if (!p) {
+          // Invariant 3: the private key is never extractable; it is stored as a CryptoKey object only.
           p = await crypto.subtle.generateKey(ALG, false, ['sign', 'verify'])
           await store.set(id, p).catch(() => warn('key_not_persisted'))
         }

@@ -60,7 +60,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   /** The `resources` origin whose token serves requests to `origin`, if it has one. */
   const resourceOrigin = (origin?: string) => {
-    const o = origin && new URL(origin, here()).origin
+    const o = origin ? new URL(origin, here()).origin : config.mainOrigin
     return o && config.resourceOf.has(o) ? o : undefined
   }
 
@@ -68,9 +68,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const url = tokenEndpoint ?? invalid('tokenEndpoint')
     // A logout that starts before this login is installed wins over it: its proof used the old key.
     const epochAtStart = state.localEpoch
-    const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId }
+    // RFC 8707: with `resources` only, the login's token is the first API's.
+    const { mainOrigin } = config
+    const resource = mainOrigin && config.resourceOf.get(mainOrigin)!.resource
+    const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
     const { res, json } = await tokenRequest(context, url, form, {}, false)
-    await state.install(parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res), 'login', epochAtStart)
+    await state.install(parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res), 'login', epochAtStart, mainOrigin)
   }
 
   return {
@@ -105,8 +108,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     status(origin) {
       const s = state.session
       const key = resourceOrigin(origin)
-      const token = tokenFor(s, key)
-      return s && token?.at ? tokenInfo(token, s.generation, key) : undefined
+      // Before the main API's first token, the session's own (from setTokens) tells that one is signed in.
+      const token = tokenFor(s, key) ?? (origin ? undefined : s)
+      return s && token?.at ? tokenInfo(token, s.generation, token == s ? undefined : key) : undefined
     },
     on,
     logout: state.logout,

@@ -11,6 +11,11 @@ export interface Config extends TokenManagerOptions {
   origins: Set<string>
   /** RFC 8707: the origins with a token of their own, and the `resource` (and `scope`) to ask for it. */
   resourceOf: Map<string, { resource: string; scope?: string | undefined }>
+  /**
+   * With `resources` only (no other allowed origin), the first of them: the login's token is
+   * asked for its resource, and `status()`, `getAccessToken()` and `refresh()` mean its token.
+   */
+  mainOrigin: string | undefined
   /** The app's own refresh endpoint, when refreshes go there instead of `tokenEndpoint`. */
   refreshEndpoint: RefreshEndpoint | undefined
   /** Milliseconds, like every duration inside. */
@@ -47,12 +52,11 @@ export function resolveOptions(options: TokenManagerOptions): Config {
       return [origin(o, `resources[${o}]`), { resource, scope }]
     }),
   )
-  const origins = new Set([
-    ...(Array.isArray(allowedOrigins) ? allowedOrigins : allowedOrigins || !resourceOf.size ? invalid('allowedOrigins') : []).map((o, i) =>
-      origin(o, `allowedOrigins[${i}]`),
-    ),
-    ...resourceOf.keys(),
-  ])
+  const allowed = (Array.isArray(allowedOrigins) ? allowedOrigins : allowedOrigins || !resourceOf.size ? invalid('allowedOrigins') : []).map((o, i) =>
+    origin(o, `allowedOrigins[${i}]`),
+  )
+  const origins = new Set([...allowed, ...resourceOf.keys()])
+  const mainOrigin = allowed.every((o) => resourceOf.has(o)) ? [...resourceOf.keys()][0] : undefined
   if (tokenEndpoint || !own) checkURL(tokenEndpoint, 'tokenEndpoint')
   if (revocationEndpoint) checkURL(revocationEndpoint, 'revocationEndpoint')
   const refreshEndpoint = typeof own == 'string' ? { url: own } : typeof own == 'object' ? own : undefined
@@ -60,5 +64,5 @@ export function resolveOptions(options: TokenManagerOptions): Config {
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
   const timeout = (options.timeoutSeconds ?? 10) * 1000
   if (!(leeway >= 0 && timeout > 0)) invalid('refreshLeewaySeconds or timeoutSeconds')
-  return { ...options, origins, resourceOf, refreshEndpoint, leeway, timeout, id: clientId + '@' + (tokenEndpoint ?? refreshEndpoint?.url ?? '') }
+  return { ...options, origins, resourceOf, mainOrigin, refreshEndpoint, leeway, timeout, id: clientId + '@' + (tokenEndpoint ?? refreshEndpoint?.url ?? '') }
 }

@@ -13,7 +13,7 @@ import { here, offline } from './util.js'
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
 export function createRefresh(context: Context, state: SessionState) {
-  const { clientId, leeway, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop, tabs, emit, vault } = context
+  const { clientId, leeway, mainOrigin, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop, tabs, emit, vault } = context
   const { waitFor, assertStillSignedIn, expire, commit } = state
   // The refresh in flight in this tab for each token, keyed by the local epoch it began in and the
   // token's origin: a session ended since does not wait for it.
@@ -97,7 +97,7 @@ export function createRefresh(context: Context, state: SessionState) {
   }
 
   /** Starts a refresh of `origin`'s token, or joins the one in flight (a single shared pending promise). */
-  const refresh = (reason: RefreshReason, origin?: string) => {
+  const refresh = (reason: RefreshReason, origin = mainOrigin) => {
     const key = keyOf(origin)
     let p = pending.get(key)
     if (!p) {
@@ -112,7 +112,7 @@ export function createRefresh(context: Context, state: SessionState) {
   }
 
   /** The access token for `origin` now: refreshed first when due; a still-valid one survives a failed early refresh. */
-  const current = async (origin?: string): Promise<SharedToken> => {
+  const current = async (origin = mainOrigin): Promise<SharedToken> => {
     const s = state.session
     const t = tokenFor(s, origin)
     if (t && !isDue(t, leeway) && !inFlight(origin)) return t
@@ -133,7 +133,7 @@ export function createRefresh(context: Context, state: SessionState) {
   }
 
   /** After a 401 on `used`: a refresh, unless a newer token than that already arrived. */
-  const renew = (used: SharedToken, origin?: string) =>
+  const renew = (used: SharedToken, origin = mainOrigin) =>
     tokenFor(state.session, origin)?.at == used.at ? refresh('unauthorized', origin) : current(origin)
 
   return { refresh, current, renew }

@@ -45,7 +45,7 @@ const REMEMBERED = 64
 
 export type SessionState = ReturnType<typeof createSessionState>
 
-export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke: (refreshToken: string | undefined) => Promise<void>) {
+export function createSessionState({ tabs, emit, dpop, vault, mainOrigin }: Context, revoke: (refreshToken: string | undefined) => Promise<void>) {
   // The state, and what each value guards:
   let session: Session | undefined
   // Advances whenever this tab ends a session: work begun in an older local epoch is dropped.
@@ -102,12 +102,14 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
   /** Invariant 6: every token value this tab holds or held (within {@link REMEMBERED}) becomes `[redacted]`. */
   const redact = (text: string) => known.reduce<string>((t, v) => (v ? t.split(v).join('[redacted]') : t), text)
 
-  const adopt = (s: Session, reason: TokensReason, origin?: string) => {
+  const adopt = (s: Session, reason: TokensReason, origin = mainOrigin) => {
     session = s
     remember(s)
     logoutEpoch = Math.max(logoutEpoch, s.logoutEpoch)
     tabs.hold(true)
-    emit('tokens', { ...tokenInfo(tokenFor(s, origin)!, s.generation, origin), reason })
+    // A login's token that is no API's own (from setTokens, or from another tab) is the session's.
+    const token = tokenFor(s, origin) ?? s
+    emit('tokens', { ...tokenInfo(token, s.generation, token == s ? undefined : origin), reason })
     wake()
     return s
   }
@@ -151,11 +153,11 @@ export function createSessionState({ tabs, emit, dpop, vault }: Context, revoke:
     return adopt(s, reason, origin)
   }
 
-  /** Tokens from a login or `setTokens`: a new session, whatever the other tabs hold. */
-  const install = (fresh: TokenSet, reason: 'login' | 'set', epochAtStart = localEpoch) =>
+  /** Tokens from a login or `setTokens`: a new session, whatever the other tabs hold; `origin`, whose token it is. */
+  const install = (fresh: TokenSet, reason: 'login' | 'set', epochAtStart = localEpoch, origin?: string) =>
     tabs.lock('refresh', async () => {
       const c = await tabs.read()
-      await commit(fresh, reason, c, Math.max(c.epoch, logoutEpoch), epochAtStart)
+      await commit(fresh, reason, c, Math.max(c.epoch, logoutEpoch), epochAtStart, undefined, origin)
     })
 
   const onTabMessage = async (m: TabMessage) => {

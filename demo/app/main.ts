@@ -1,7 +1,7 @@
 // The latchkey demo page: sign in at a real authorization server, call a DPoP-checking API,
 // force an expiry, call a third-party origin, and watch storage stay empty of tokens.
 
-import { createTokenManager, isLatchkeyError } from '../../src/index.js'
+import { createTokenManager, isLatchkeyError, type TokenManagerOptions } from '../../src/index.js'
 import { connectTokenManager } from '../../src/worker.js'
 import { inspectStorage } from './storage.js'
 
@@ -13,6 +13,7 @@ interface DemoConfig {
   redirectUri: string
   scope: string
   apiOrigin: string
+  billingOrigin: string
   thirdPartyOrigin: string
 }
 
@@ -44,30 +45,28 @@ const config = (await (await fetch('/config.json')).json()) as DemoConfig
 
 const persist = localStorage.getItem(PERSIST_PREFERENCE) === 'on'
 
-// Worker mode (/?mode=worker): the same app, with the session in auth-worker.js; this page gets a
-// handle and never a token.
+const options: TokenManagerOptions = {
+  clientId: config.clientId,
+  tokenEndpoint: config.tokenEndpoint,
+  revocationEndpoint: config.revocationEndpoint,
+  // One token per API (RFC 8707): each is good at its own API only.
+  resources: {
+    [config.apiOrigin]: config.apiOrigin,
+    [config.billingOrigin]: { resource: config.billingOrigin, scope: 'billing:read' },
+  },
+  dpop: true,
+  persist,
+}
+
+// Worker mode (/?mode=worker): the same app and the same options, with the session in
+// auth-worker.js (which reads the options from its URL); this page gets a handle and never a token.
 const workerMode = new URLSearchParams(location.search).get('mode') === 'worker'
 const home = workerMode ? '/?mode=worker' : '/'
 const redirectUri = workerMode ? `${config.redirectUri}?mode=worker` : config.redirectUri
 
 const tm = workerMode
-  ? connectTokenManager(
-      new Worker(`/auth-worker.js?${new URLSearchParams({
-        clientId: config.clientId,
-        tokenEndpoint: config.tokenEndpoint,
-        revocationEndpoint: config.revocationEndpoint,
-        apiOrigin: config.apiOrigin,
-        persist: persist ? 'on' : 'off',
-      })}`, { type: 'module' }),
-    )
-  : createTokenManager({
-      clientId: config.clientId,
-      tokenEndpoint: config.tokenEndpoint,
-      revocationEndpoint: config.revocationEndpoint,
-      allowedOrigins: [config.apiOrigin],
-      dpop: true,
-      persist,
-    })
+  ? connectTokenManager(new Worker(`/auth-worker.js?${new URLSearchParams({ options: JSON.stringify(options) })}`, { type: 'module' }))
+  : createTokenManager(options)
 
 $('mode-name').textContent = workerMode ? 'Worker mode' : 'In-page mode'
 $('mode-switch').textContent = workerMode ? 'Switch to in-page mode' : 'Switch to worker mode'
@@ -132,6 +131,7 @@ function render(): void {
   $('signed-out').hidden = signedIn
   $('session').hidden = !signedIn
   $('actions').hidden = !signedIn
+  $('billing').hidden = !signedIn
   const pill = $('status-pill')
   pill.dataset['state'] = signedIn ? 'in' : 'out'
   pill.textContent = signedIn ? 'Signed in' : 'Signed out'
@@ -207,6 +207,19 @@ action('call-api', async () => {
   log('api', `GET /api/me → ${response.status}`)
 })
 
+action('call-billing', async () => {
+  const response = await tm.fetch(`${config.billingOrigin}/api/invoices`)
+  const body: unknown = await response.json()
+  const token = tm.status(config.billingOrigin)
+  const box = $('billing-result')
+  box.dataset['state'] = response.ok ? 'ok' : 'bad'
+  box.replaceChildren(
+    el('p', {}, tag(String(response.status), response.ok ? 'ok' : 'bad'), ` GET /api/invoices · token scope ${token?.scope ?? '–'} · ${secondsLeft(token?.expiresAt)}`),
+    pre(body),
+  )
+  log('api', `billing GET /api/invoices → ${response.status}`)
+})
+
 const batchInput = $<HTMLInputElement>('batch-size')
 
 function batchSize(): number {
@@ -216,6 +229,17 @@ function batchSize(): number {
 
 batchInput.addEventListener('input', () => {
   $('batch-label').textContent = String(batchSize())
+})
+
+action('call-both-many', async () => {
+  const size = batchSize()
+  const batch = (url: string) => Promise.all(Array.from({ length: size }, () => tm.fetch(url).then((r) => r.status)))
+  const [api, billing] = await Promise.all([batch(`${config.apiOrigin}/api/items`), batch(`${config.billingOrigin}/api/invoices`)])
+  const ok = (statuses: number[]) => statuses.filter((s) => s === 200).length
+  const box = $('billing-result')
+  box.dataset['state'] = ok(api) + ok(billing) === 2 * size ? 'ok' : 'bad'
+  box.replaceChildren(el('p', {}, `API: ${ok(api)}/${size} OK · billing API: ${ok(billing)}/${size} OK · one token each, one grant per expired token`))
+  log('api', `${size} + ${size} calls to the two APIs → ${ok(api) + ok(billing)} OK`)
 })
 
 action('call-many', async () => {
@@ -287,7 +311,6 @@ action('sign-in', async () => {
     authorizationEndpoint: config.authorizationEndpoint,
     redirectUri,
     scope: config.scope,
-    resource: config.apiOrigin,
   })
   location.assign(url)
 })

@@ -15,6 +15,11 @@ const ITEMS = [
   { id: 4, name: 'Padlock, 40 mm', stock: 31 },
 ]
 
+const INVOICES = [
+  { id: 'INV-1041', total: '129.00 EUR', status: 'paid' },
+  { id: 'INV-1042', total: '48.50 EUR', status: 'open' },
+]
+
 class Unauthorized extends Error {
   /**
    * @param {'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce' | undefined} error
@@ -70,6 +75,8 @@ export async function startApiServer({
     ok: 0,
     unauthorized: { invalid_token: 0, invalid_dpop_proof: 0, use_dpop_nonce: 0, missing: 0 },
     lastScheme: null,
+    /** The `aud` of every token this API accepted (each must be this API). */
+    audiences: [],
   }
   const nonces = createNonceSource({ rotateEveryMs: nonceRotateMs })
   // One verifier (one replay cache) for both modes: switching nonces off only relaxes the nonce check.
@@ -177,7 +184,7 @@ export async function startApiServer({
     }
 
     const route = `${req.method} ${pathname}`
-    if (!['GET /api/me', 'GET /api/items', 'POST /api/echo'].includes(route)) {
+    if (!['GET /api/me', 'GET /api/items', 'GET /api/invoices', 'POST /api/echo'].includes(route)) {
       sendJson(res, 404, { error: 'not_found' }, cors)
       return
     }
@@ -211,6 +218,8 @@ export async function startApiServer({
       }
     } else if (route === 'GET /api/items') {
       body = { items: ITEMS }
+    } else if (route === 'GET /api/invoices') {
+      body = { aud: claims.aud, scope: claims.scope, invoices: INVOICES }
     } else {
       const text = await readBody(req)
       try {
@@ -221,6 +230,7 @@ export async function startApiServer({
       }
     }
     counts.ok += 1
+    counts.audiences.push(claims.aud)
     sendJson(res, 200, body, { ...cors, ...nonceHeader })
   }
 

@@ -54,6 +54,8 @@ function signInPage({ uid, scopes }) {
  * @param {string[]} [options.redirectUris] the SPA's redirect URIs
  * @param {string[]} [options.corsOrigins] SPA origins allowed to call the token and revocation endpoints
  * @param {string} options.resource the demo API's origin: resource indicator and access token `aud`
+ * @param {Record<string, string>} [options.moreResources] more APIs: resource indicator (their origin, the
+ *   tokens' `aud`) → the scope they grant, e.g. `{ [billing.origin]: 'billing:read' }`
  * @returns {Promise<{
  *   issuer: string, url: string, port: number, provider: Provider,
  *   counts: { authorizationCode: number, refreshToken: number, invalidGrant: number, useDpopNonce: number,
@@ -70,8 +72,11 @@ export async function startAuthServer({
   redirectUris = [],
   corsOrigins = [],
   resource,
+  moreResources = {},
 } = {}) {
   if (typeof resource !== 'string' || !URL.canParse(resource)) throw new TypeError('resource must be an absolute URL')
+  // Each API's token is good at that API only: its `aud` is the API, its scope the API's own.
+  const resourceScopes = { [resource]: RESOURCE_SCOPE, ...moreResources }
   const state = { requireNonce }
   const counts = {
     authorizationCode: 0, refreshToken: 0, invalidGrant: 0, useDpopNonce: 0, revocations: 0, grantsRevoked: 0, other: 0,
@@ -121,10 +126,10 @@ export async function startAuthServer({
         defaultResource: () => resource,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, indicator) => {
-          if (indicator !== resource) throw new errors.InvalidTarget()
+          if (!Object.hasOwn(resourceScopes, indicator)) throw new errors.InvalidTarget()
           return {
-            scope: RESOURCE_SCOPE,
-            audience: resource,
+            scope: resourceScopes[indicator],
+            audience: indicator,
             accessTokenTTL,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'ES256' } },
@@ -161,7 +166,7 @@ export async function startAuthServer({
       if (!accountId || !ctx.oidc.result?.login) return undefined
       const grant = new ctx.oidc.provider.Grant({ accountId, clientId: ctx.oidc.client.clientId })
       grant.addOIDCScope('openid offline_access')
-      grant.addResourceScope(resource, RESOURCE_SCOPE)
+      for (const [indicator, scope] of Object.entries(resourceScopes)) grant.addResourceScope(indicator, scope)
       await grant.save()
       return grant
     },
@@ -205,7 +210,7 @@ export async function startAuthServer({
       await provider.interactionFinished(req, res, { login: { accountId: ACCOUNT_ID } }, { mergeWithLastSubmission: false })
       return
     }
-    const scopes = [...new Set([...String(details.params.scope ?? '').split(' ').filter(Boolean), RESOURCE_SCOPE])]
+    const scopes = [...new Set([...String(details.params.scope ?? '').split(' ').filter(Boolean), ...Object.values(resourceScopes)])]
     res.writeHead(200, {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',

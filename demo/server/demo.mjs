@@ -16,10 +16,10 @@ export const DIST_DIR = fileURLToPath(new URL('../dist/', import.meta.url))
  * @param {string} [options.root] built SPA directory, default demo/dist
  * @param {number} [options.accessTokenTTL=60] seconds
  * @param {boolean} [options.requireNonce=true] DPoP nonces at both the AS and the API
- * @param {{ app?: number, as?: number, api?: number, thirdParty?: number }} [options.ports] 0 = free port
+ * @param {{ app?: number, as?: number, api?: number, billing?: number, thirdParty?: number }} [options.ports] 0 = free port
  * @param {string} [options.host='127.0.0.1']
  * @returns {Promise<{ appUrl: string, as: Awaited<ReturnType<typeof startAuthServer>>,
- *   api: Awaited<ReturnType<typeof startApiServer>>, thirdParty: Awaited<ReturnType<typeof startThirdPartyServer>>,
+ *   api: Awaited<ReturnType<typeof startApiServer>>, billing: Awaited<ReturnType<typeof startApiServer>>, thirdParty: Awaited<ReturnType<typeof startThirdPartyServer>>,
  *   config: Record<string, string>, stop(): Promise<void> }>}
  */
 export async function startDemo({
@@ -38,23 +38,28 @@ export async function startDemo({
       host,
       port: ports.app ?? 0,
       config: () => config,
-      connectOrigins: () => [config.issuer, config.apiOrigin, config.thirdPartyOrigin].filter(Boolean),
+      connectOrigins: () => [config.issuer, config.apiOrigin, config.billingOrigin, config.thirdPartyOrigin].filter(Boolean),
     })
     started.push(app)
     const api = await startApiServer({ host, port: ports.api ?? 0, requireNonce, corsOrigins: [app.origin] })
     started.push(api)
+    // A second API on its own origin with its own audience: its tokens are good there only.
+    const billing = await startApiServer({ host, port: ports.billing ?? 0, requireNonce, corsOrigins: [app.origin] })
+    started.push(billing)
     const as = await startAuthServer({
       host,
       port: ports.as ?? 0,
       accessTokenTTL,
       requireNonce,
       resource: api.origin,
+      moreResources: { [billing.origin]: 'billing:read' },
       // The same page in both modes: in-page (/) and worker mode (/?mode=worker).
       redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`],
       corsOrigins: [app.origin],
     })
     started.push(as)
     api.setIssuer(as.issuer)
+    billing.setIssuer(as.issuer)
     const thirdParty = await startThirdPartyServer({ host, port: ports.thirdParty ?? 0 })
     started.push(thirdParty)
 
@@ -65,8 +70,9 @@ export async function startDemo({
       tokenEndpoint: as.provider.urlFor('token'),
       revocationEndpoint: as.provider.urlFor('revocation'),
       redirectUri: `${app.origin}/`,
-      scope: 'openid offline_access api:read',
+      scope: 'openid offline_access api:read billing:read',
       apiOrigin: api.origin,
+      billingOrigin: billing.origin,
       thirdPartyOrigin: thirdParty.origin,
     }
 
@@ -74,6 +80,7 @@ export async function startDemo({
       appUrl: `${app.origin}/`,
       as,
       api,
+      billing,
       thirdParty,
       config,
       stop: () => Promise.all(started.map((s) => s.stop())).then(() => undefined),

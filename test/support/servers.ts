@@ -136,7 +136,7 @@ export async function startTokenServer(options: TokenServerOptions = {}) {
       counts.code++
       const rt = token('rt')
       refreshTokens.set(rt, { jkt, scope: code.scope })
-      return void json(res, 200, { ...issue(code.scope, jkt), refresh_token: rt }, nonceHeader)
+      return void json(res, 200, { ...issue(code.scope, jkt, form.get('resource') ?? undefined), refresh_token: rt }, nonceHeader)
     }
     if (grant === 'refresh_token') {
       const presented = form.get('refresh_token') ?? ''
