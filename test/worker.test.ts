@@ -50,6 +50,16 @@ async function signIn(tm: TokenManager, as: TokenServer) {
   return url
 }
 
+/** A Bearer resource server that records every header, and a page signed in to it through a worker. */
+async function signedInToResource(options: Parameters<typeof startResource>[1] = {}) {
+  const { as } = await setup()
+  const resource = await startResource(as, options)
+  cleanups.push(resource.close)
+  const { tm } = connect(as, [resource.origin], { dpop: false })
+  await signIn(tm, as)
+  return { as, resource, tm }
+}
+
 /** A message as text: bytes decoded, streams named. */
 const text = (message: unknown) =>
   JSON.stringify(message, (_, v) =>
@@ -85,11 +95,7 @@ describe('worker mode: login and calls', () => {
   })
 
   it('sends every replayable body type as fetch would, with its content type', async () => {
-    const { as } = await setup()
-    const resource = await startResource(as)
-    cleanups.push(resource.close)
-    const { tm } = connect(as, [resource.origin], { dpop: false })
-    await signIn(tm, as)
+    const { resource, tm } = await signedInToResource()
     const form = new FormData()
     form.append('a', '1')
     form.append('file', new Blob(['xyz'], { type: 'text/plain' }), 'f.txt')
@@ -154,11 +160,7 @@ describe('worker mode: login and calls', () => {
   })
 
   it('a ReadableStream body is sent once and never replayed after a 401', async () => {
-    const { as } = await setup()
-    const resource = await startResource(as)
-    cleanups.push(resource.close)
-    const { tm } = connect(as, [resource.origin], { dpop: false })
-    await signIn(tm, as)
+    const { as, resource, tm } = await signedInToResource()
     for (const t of as.accessTokens.values()) t.revoked = true
     const body = new Response('streamed body').body!
     const res = await tm.fetch(resource.url('/stream'), { method: 'POST', body, duplex: 'half' } as RequestInit)
@@ -192,11 +194,7 @@ describe('worker mode: login and calls', () => {
   })
 
   it('an AbortSignal in the page aborts the request in the worker', async () => {
-    const { as } = await setup()
-    const slow = await startResource(as, { delayMs: 3000 })
-    cleanups.push(slow.close)
-    const { tm } = connect(as, [slow.origin], { dpop: false })
-    await signIn(tm, as)
+    const { resource: slow, tm } = await signedInToResource({ delayMs: 3000 })
     const ctl = new AbortController()
     const pending = reasonOf(tm.fetch(slow.url('/slow'), { signal: ctl.signal }))
     await expect.poll(() => slow.requests.length).toBe(1)
