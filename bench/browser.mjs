@@ -2,17 +2,17 @@
 // Chromium (Debian's /usr/bin/chromium; driven by Playwright, then with nothing attached) against a cross-origin loopback API,
 // and (w), worker mode's tm.fetch against the in-page one. See bench/README.md, "In Chromium".
 //
-//   node bench/browser.mjs [--quick] [--only b,c,w]
+//   node bench/browser.mjs [--quick] [--only b,c,w] [--update]
 //
 // Runs the built browser packages (dist/latchkey.min.js, dist/worker.min.js; rebuilt first when
 // older than src/). Prints a Markdown table and, after a full run, writes it with the machine and
-// browser to bench/last-run-browser.md ((b), (c)) and bench/last-run-worker.md ((w)). Stops
-// itself: bounded loops, and a watchdog that ends the run.
+// browser to bench/results/last-run-browser.md ((b), (c)) and bench/results/last-run-worker.md
+// ((w)); with --update also to the tracked bench/last-run-browser.md and bench/last-run-worker.md.
+// Stops itself: bounded loops, and a watchdog that ends the run.
 
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { writeFileSync } from 'node:fs'
-import { describeMachine, ensureBuilt, resultTable } from './build.mjs'
+import { describeMachine, ensureBuilt, resultTable, saveReport } from './build.mjs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -182,8 +182,8 @@ try {
   if (core.length) console.log('\n' + text)
   if (worker.length) console.log('\n' + workerText)
   console.log(`bench:browser took ${((performance.now() - started) / 1000).toFixed(0)} s`)
-  if (!quick && only.includes('b') && only.includes('c')) writeFileSync(here('last-run-browser.md'), text)
-  if (!quick && only.includes('w')) writeFileSync(here('last-run-worker.md'), workerText)
+  if (!quick && only.includes('b') && only.includes('c')) saveReport('last-run-browser.md', text, args)
+  if (!quick && only.includes('w')) saveReport('last-run-worker.md', workerText, args)
 } catch (e) {
   console.error(e)
   process.exitCode = 1

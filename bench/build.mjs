@@ -1,6 +1,6 @@
-// What both benches share: rebuilding the package output they measure when src/ is newer, and the
-// report's machine line and table.
-import { readdirSync, statSync } from 'node:fs'
+// What both benches share: rebuilding the package output they measure when src/ is newer, the
+// report's machine line and table, and where a report is written.
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 
@@ -52,4 +52,20 @@ export function resultTable(results) {
     '| --- | ---: | ---: |',
     ...results.map((r) => `| (${r.id}) ${r.what} | **${r.ratio.toFixed(2)}×** | ${r.goal == null ? '—' : '≤ ' + r.goal + '×' + (r.ratio <= r.goal ? '' : ' (missed)')} |`),
   ].join('\n')
+}
+
+/**
+ * Writes a full run's report to bench/results/ (ignored by git), and also to the tracked
+ * bench/<name> that the README quotes only when asked: `--update` or `LATCHKEY_BENCH_UPDATE=1`.
+ * A bench run never leaves the checkout dirty by itself.
+ * @param {string} name e.g. 'last-run.md'
+ * @param {string} text the report
+ * @param {string[]} args the command-line arguments
+ */
+export function saveReport(name, text, args) {
+  mkdirSync(here('results'), { recursive: true })
+  writeFileSync(here('results/' + name), text)
+  const update = args.includes('--update') || process.env.LATCHKEY_BENCH_UPDATE === '1'
+  if (update) writeFileSync(here(name), text)
+  console.log(`report: bench/results/${name}${update ? ` and bench/${name}` : ' (bench/' + name + ' unchanged; --update writes it)'}`)
 }

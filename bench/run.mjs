@@ -1,16 +1,16 @@
 // `npm run bench`: latchkey's cost, each figure a ratio measured side by side in this one process
 // against the least a correct client must do. See bench/README.md for the method of each figure.
 //
-//   node --expose-gc bench/run.mjs [--quick] [--only a,b,c,d,e]
+//   node --expose-gc bench/run.mjs [--quick] [--only a,b,c,d,e] [--update]
 //
 // Runs the built package (dist/index.js; rebuilt first when older than src/). Prints a Markdown
-// table and writes it, with the machine it ran on, to bench/last-run.md.
+// table and, after a full run, writes it with the machine it ran on to bench/results/last-run.md;
+// with --update also to the tracked bench/last-run.md.
 
 import { fork, spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { describeMachine, ensureBuilt, resultTable } from './build.mjs'
+import { describeMachine, ensureBuilt, resultTable, saveReport } from './build.mjs'
 import { b64u, median, sideBySide, sleep, timeSequential } from './lib.mjs'
 
 if (typeof globalThis.gc != 'function') {
@@ -301,4 +301,4 @@ const when = new Date().toISOString().slice(0, 10)
 const text = `Measured ${when} with \`npm run bench\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${table}\n\nDetails:\n\n${results.map((r) => `- (${r.id}) ${r.detail}`).join('\n')}\n`
 console.log('\n' + text)
 console.log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`)
-if (!quick && only.length == 5) writeFileSync(here('last-run.md'), text)
+if (!quick && only.length == 5) saveReport('last-run.md', text, args)

@@ -27,3 +27,4 @@ export type {
   SessionInfo,
   AuthorizationParameters,
 } from './types.js'
+export { discover, type AuthorizationServer, type DiscoveryOptions } from './discovery.js'

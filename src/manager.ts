@@ -7,7 +7,7 @@ import { authorizationRequest, redirectResult } from './login.js'
 import { parseTokenResponse, revokeToken, tokenRequest } from './oauth.js'
 import { resolveOptions, type Context } from './options.js'
 import { createRefresh, sessionIsOver } from './refresh.js'
-import { createSessionState, isDue, tokenFor, tokenInfo } from './session.js'
+import { isDue, SessionState, tokenFor, tokenInfo } from './session.js'
 import type { TokenManager, TokenManagerOptions } from './types.js'
 import { here, invalid, offline } from './util.js'
 import { createVault } from './vault.js'
@@ -47,7 +47,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const revoke = async (token: string | undefined) => {
     if (token && revocationEndpoint && !(await revokeToken(context, revocationEndpoint, token))) warn('revocation_failed')
   }
-  const state = createSessionState(context, revoke)
+  const state = new SessionState(context, revoke)
   const { refresh, current, renew } = createRefresh(context, state)
 
   const resume = () => {

@@ -12,32 +12,32 @@ import { here, offline } from './util.js'
 /** The session is over (as opposed to a failure that may pass). */
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
+/** One grant: the refresh_token grant at the token endpoint (with the origin's resource), or the app's own endpoint or function. */
+async function grant(context: Context, basis: Session | undefined, origin?: string): Promise<TokenSet> {
+  const { clientId, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop } = context
+  const refreshToken = basis?.rt
+  const { resource, scope } = resourceOf.get(origin!) ?? {}
+  // A resource's token keeps nothing of the session's (its scope is its own).
+  const prev = origin ? undefined : basis
+  if (typeof own == 'function') {
+    const dpopProof = async (method: string, url: string) => dpop?.proof(method, url)
+    const json = await timed('refresh', timeout, (signal) => own({ refreshToken, signal, dpopProof, resource }))
+    return parseTokenResponse(json, 'refresh', !!dpop, prev)
+  }
+  const endpoint = refreshEndpoint
+  const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
+  const form = { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
+  const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
+  return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
+}
+
 export function createRefresh(context: Context, state: SessionState) {
-  const { clientId, leeway, mainOrigin, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop, tabs, emit, vault } = context
-  const { waitFor, assertStillSignedIn, expire, commit } = state
+  const { leeway, mainOrigin, refresh: own, tabs, emit, vault } = context
   // The refresh in flight in this tab for each token, keyed by the local epoch it began in and the
   // token's origin: a session ended since does not wait for it.
   const pending = new Map<string, Promise<SharedToken>>()
   const keyOf = (origin?: string) => state.localEpoch + ' ' + origin
   const inFlight = (origin?: string) => pending.get(keyOf(origin))
-
-  /** One grant: the refresh_token grant at the token endpoint (with the origin's resource), or the app's own endpoint or function. */
-  const grant = async (basis: Session | undefined, origin?: string): Promise<TokenSet> => {
-    const refreshToken = basis?.rt
-    const { resource, scope } = resourceOf.get(origin!) ?? {}
-    // A resource's token keeps nothing of the session's (its scope is its own).
-    const prev = origin ? undefined : basis
-    if (typeof own == 'function') {
-      const dpopProof = async (method: string, url: string) => dpop?.proof(method, url)
-      const json = await timed('refresh', timeout, (signal) => own({ refreshToken, signal, dpopProof, resource }))
-      return parseTokenResponse(json, 'refresh', !!dpop, prev)
-    }
-    const endpoint = refreshEndpoint
-    const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
-    const form = { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
-    const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
-    return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
-  }
 
   /**
    * The lock can be granted before the last holder's tokens reach this tab: wait for the generation
@@ -47,8 +47,8 @@ export function createRefresh(context: Context, state: SessionState) {
   const catchUp = async (counters: SharedCounters, epochAtStart: number) => {
     const behind = () => counters.gen > (state.session?.generation ?? 0)
     if (behind() && (state.session || (await tabs.peers())))
-      await waitFor(() => !behind() || epochAtStart != state.localEpoch, 1000)
-    assertStillSignedIn(epochAtStart)
+      await state.waitFor(() => !behind() || epochAtStart != state.localEpoch, 1000)
+    state.assertStillSignedIn(epochAtStart)
     if (vault && behind()) {
       const stored = await vault.load()
       if (stored && stored.generation >= counters.gen) state.adoptStored(stored)
@@ -56,8 +56,8 @@ export function createRefresh(context: Context, state: SessionState) {
     const s = state.session
     if (s && !holdsAccessToken(s) && s.generation >= counters.gen && (await tabs.peers())) {
       tabs.post({ type: 'hello' })
-      await waitFor(() => holdsAccessToken(state.session) || epochAtStart != state.localEpoch, 1000)
-      assertStillSignedIn(epochAtStart)
+      await state.waitFor(() => holdsAccessToken(state.session) || epochAtStart != state.localEpoch, 1000)
+      state.assertStillSignedIn(epochAtStart)
     }
   }
 
@@ -70,7 +70,7 @@ export function createRefresh(context: Context, state: SessionState) {
     const before = tokenFor(state.session, origin)?.at
     return tabs.lock('refresh', async () => {
       let counters = await tabs.read()
-      assertStillSignedIn(epochAtStart, counters)
+      state.assertStillSignedIn(epochAtStart, counters)
       await catchUp(counters, epochAtStart)
       const basis = state.session
       const token = tokenFor(basis, origin)
@@ -79,17 +79,17 @@ export function createRefresh(context: Context, state: SessionState) {
       if (!basis?.rt && !own) throw new NoSessionError('not signed in')
       let fresh: TokenSet
       try {
-        fresh = await grant(basis, origin)
+        fresh = await grant(context, basis, origin)
       } catch (e) {
         const error = e as LatchkeyError
-        assertStillSignedIn(epochAtStart)
-        if (error.code == 'session_expired') expire(error)
+        state.assertStillSignedIn(epochAtStart)
+        if (error.code == 'session_expired') state.expire(error)
         else emit('refresh-error', { reason, error })
         throw error
       }
       counters = await tabs.read()
       const epoch = basis?.logoutEpoch ?? Math.max(counters.epoch, state.logoutEpoch)
-      const next = await commit(fresh, 'refresh', counters, epoch, epochAtStart, basis, origin)
+      const next = await state.commit(fresh, 'refresh', counters, epoch, epochAtStart, basis, origin)
       const nextToken = tokenFor(next, origin)!
       emit('refresh', { ...tokenInfo(nextToken, next.generation, origin), reason })
       return nextToken
@@ -128,7 +128,7 @@ export function createRefresh(context: Context, state: SessionState) {
     if (!s) throw new NoSessionError('not signed in')
     if (s.rt || own) throw new NetworkError('offline')
     const error = new SessionExpiredError('access token expired')
-    expire(error)
+    state.expire(error)
     throw error
   }
 

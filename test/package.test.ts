@@ -76,7 +76,7 @@ describe('installed offline in a scratch project', () => {
     const out = JSON.parse(stdout) as Record<string, unknown>
     expect(out.exports).toEqual([
       'DPoPProofError', 'LatchkeyError', 'LoginError', 'NetworkError', 'NoSessionError', 'OAuthError', 'ResponseError',
-      'SessionExpiredError', 'TimeoutError', 'createTokenManager', 'indexedDBKeyStore', 'isLatchkeyError', 'memoryKeyStore',
+      'SessionExpiredError', 'TimeoutError', 'createTokenManager', 'discover', 'indexedDBKeyStore', 'isLatchkeyError', 'memoryKeyStore',
     ])
     expect(out.kyExports).toEqual(['kyHooks'])
     expect(out.minExports).toEqual(out.exports)
@@ -186,9 +186,14 @@ console.log(JSON.stringify({
 
 const TYPED_CONSUMER = `
 import ky from 'ky'
-import { createTokenManager, isLatchkeyError, type TokenManager, type TokenManagerOptions } from 'latchkey'
+import { createTokenManager, discover, isLatchkeyError, type AuthorizationServer, type TokenManager, type TokenManagerOptions } from 'latchkey'
 import { kyHooks } from 'latchkey/ky'
 import { connectTokenManager } from 'latchkey/worker'
+
+export const fromMetadata = async (): Promise<TokenManager> => {
+  const as: AuthorizationServer = await discover('https://as.example', { timeoutSeconds: 5 })
+  return createTokenManager({ ...as, clientId: 'app', allowedOrigins: ['https://api.example'] })
+}
 
 const options: TokenManagerOptions = { clientId: 'app', tokenEndpoint: 'https://as.example/token', allowedOrigins: ['https://api.example'] }
 const tm: TokenManager = createTokenManager(options)

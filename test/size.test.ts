@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { rollup, type OutputChunk, type RollupOptions } from 'rollup'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { entries, esm, min, minNames } from '../rollup.config.mjs'
-import { budgets, gzipSize, measure, pageBudget, table } from '../scripts/size.mjs'
+import { budgets, gzipSize, measure, pageBudget, table, withoutDiscovery } from '../scripts/size.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -118,27 +118,41 @@ describe('bundle boundaries', () => {
     for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != shared[0]!.fileName)).toEqual([])
   }, 60_000)
 
-  it('tree-shakes: an app importing only the error helpers gets none of the token manager', async () => {
+  /** The core's browser build of an app whose only module is `code` (importing the core as `CORE`). */
+  const app = async (code: string) => {
     const config = min[names.indexOf('index')]!
     const [chunk] = await build({
       ...config,
-      input: 'latchkey:errors-only',
+      input: 'latchkey:app',
       plugins: [
         {
           name: 'virtual-entry',
-          resolveId: (id) => (id == 'latchkey:errors-only' ? id : null),
-          load: (id) =>
-            id == 'latchkey:errors-only'
-              ? `import { isLatchkeyError } from ${JSON.stringify(root + 'src/index.ts')}; export const check = (e) => isLatchkeyError(e, 'timeout')`
-              : null,
+          resolveId: (id) => (id == 'latchkey:app' ? id : null),
+          load: (id) => (id == 'latchkey:app' ? code.replaceAll('CORE', JSON.stringify(root + 'src/index.ts')) : null),
         },
         ...(config.plugins as []),
       ],
     })
+    return chunk!
+  }
+
+  it('tree-shakes: an app importing only the error helpers gets none of the token manager', async () => {
+    const chunk = await app(`import { isLatchkeyError } from CORE; export const check = (e) => isLatchkeyError(e, 'timeout')`)
     // A module-level `new X()` that rollup cannot prove pure stays in every app that imports anything.
-    expect(modulesOf(chunk!)).toEqual(['latchkey:errors-only', 'src/errors.ts'])
-    expect(chunk!.code).not.toContain('dpop')
-    expect(measure({ 'latchkey.min.js': chunk!.code })[0]!.gzip).toBeLessThan(400)
+    expect(modulesOf(chunk)).toEqual(['latchkey:app', 'src/errors.ts'])
+    expect(chunk.code).not.toContain('dpop')
+    expect(measure({ 'latchkey.min.js': chunk.code })[0]!.gzip).toBeLessThan(400)
+  }, 60_000)
+
+  it('tree-shakes: an app that uses everything but discover pays nothing for discovery', async () => {
+    const all = browser['latchkey.min.js']!.exports
+    expect(all).toContain('discover')
+    const chunk = await app(`export { ${all.filter((name) => name != 'discover').join(', ')} } from CORE`)
+    expect(modulesOf(chunk)).not.toContain('src/discovery.ts')
+    expect(chunk.code).not.toContain('well-known')
+    const [row] = measure({ 'latchkey.min.js': chunk.code })
+    console.log(table([{ ...row!, ...withoutDiscovery, ok: row!.gzip <= withoutDiscovery.limit }]))
+    expect(row!.gzip).toBeLessThanOrEqual(withoutDiscovery.limit)
   }, 60_000)
 
   it(`latchkey/worker, page side: an app importing only connectTokenManager gets none of the core, within ${pageBudget.limit} B`, async () => {

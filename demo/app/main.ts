@@ -56,10 +56,13 @@ const options: TokenManagerOptions = {
   },
   dpop: true,
   persist,
+  // In the page only: the worker cannot be handed a function, and uses its own fetch.
+  fetch: observedFetch,
 }
 
 // Worker mode (/?mode=worker): the same app and the same options, with the session in
-// auth-worker.js (which reads the options from its URL); this page gets a handle and never a token.
+// auth-worker.js (which reads the options from its URL, all but `fetch`); this page gets a handle
+// and never a token. The nonce challenges the worker answers are not shown in this mode.
 const workerMode = new URLSearchParams(location.search).get('mode') === 'worker'
 const home = workerMode ? '/?mode=worker' : '/'
 const redirectUri = workerMode ? `${config.redirectUri}?mode=worker` : config.redirectUri
@@ -72,6 +75,36 @@ $('mode-name').textContent = workerMode ? 'Worker mode' : 'In-page mode'
 $('mode-switch').textContent = workerMode ? 'Switch to in-page mode' : 'Switch to worker mode'
 $('mode-switch').setAttribute('href', workerMode ? '/' : '/?mode=worker')
 $('mode-note').hidden = !workerMode
+
+// The demo's own messages between its tabs (never a token): "Expire now" and storage changes.
+const demoChannel = new BroadcastChannel('latchkey-demo')
+
+// ---- DPoP nonce challenges ----
+
+/**
+ * Every request latchkey sends goes through here, so that the page can show the DPoP nonce
+ * challenges (RFC 9449 §8 at the authorization server, §9 at the API) that latchkey answers with
+ * one retry: a 400 or 401 with a `DPoP-Nonce` header and the error `use_dpop_nonce`. Only the
+ * method, path, status and error code are logged; never a header value or a body.
+ */
+function observedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  return fetch(input, init).then((response) => {
+    if ((response.status === 400 || response.status === 401) && response.headers.has('dpop-nonce')) noteNonceChallenge(input, init, response)
+    return response
+  })
+}
+
+function noteNonceChallenge(input: RequestInfo | URL, init: RequestInit | undefined, response: Response): void {
+  const request = input instanceof Request ? input : undefined
+  const method = (request?.method ?? init?.method ?? 'GET').toUpperCase()
+  const url = new URL(request?.url ?? String(input))
+  const where = `${url.origin === config.apiOrigin ? 'API' : 'authorization server'}: ${method} ${url.pathname}`
+  const note = () => log('nonce', `${where} → ${response.status} use_dpop_nonce; latchkey retries once with the server's nonce`)
+  // The API says so in WWW-Authenticate (RFC 9449 §9); the authorization server in its JSON body (§8).
+  if (/\buse_dpop_nonce\b/.test(response.headers.get('www-authenticate') ?? '')) return note()
+  // A clone, taken before latchkey reads the body.
+  response.clone().json().then((body: { error?: unknown }) => body?.error === 'use_dpop_nonce' && note(), () => undefined)
+}
 
 // ---- Event log ----
 
@@ -151,15 +184,25 @@ function render(): void {
   tick()
 }
 
+// The generation whose access token "Expire now" made the API reject (in this tab or another).
+let rejectedGeneration: number | undefined
+
 function tick(): void {
-  const expiresAt = tm.status()?.expiresAt
+  const status = tm.status()
+  const expiresAt = status?.expiresAt
+  const note = $('time-note')
   if (expiresAt === undefined) {
     $('time-left').textContent = '–'
+    note.textContent = 'access token left'
     return
   }
-  const left = Math.max(0, expiresAt - Date.now())
+  // latchkey refreshes on demand, not on a timer: an expired token stays until the next call.
+  const rejected = status?.generation === rejectedGeneration
+  const left = rejected ? 0 : Math.max(0, expiresAt - Date.now())
   const seconds = Math.ceil(left / 1000)
-  $('time-left').textContent = seconds >= 60 ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}` : `${seconds} s`
+  $('time-left').textContent =
+    left === 0 ? 'expired:' : seconds >= 60 ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}` : `${seconds} s`
+  note.textContent = left > 0 ? 'access token left' : rejected ? 'the API rejects it; the next call refreshes' : 'the next call refreshes'
   const fraction = lifetimeMs ? Math.min(1, left / lifetimeMs) : 0
   $('time-bar').style.width = `${(fraction * 100).toFixed(1)}%`
   $('session').querySelector<HTMLElement>('.countdown')!.dataset['state'] = left === 0 ? 'due' : 'live'
@@ -272,6 +315,8 @@ action('expire', async () => {
   // A demo control on the API, not an OAuth call: plain fetch, no token needed.
   const response = await fetch(`${config.apiOrigin}/demo/expire`, { method: 'POST' })
   if (!response.ok) throw new Error(`POST /demo/expire answered ${response.status}`)
+  markRejected(tm.status()?.generation)
+  demoChannel.postMessage({ type: 'expired', generation: rejectedGeneration })
   showResult('ok', [tag('expired', 'ok'), 'The API now rejects the current access token.'],
     el('p', { class: 'muted small' }, 'Call the API: latchkey sees the 401, refreshes once, and retries the request.'))
   log('api', 'API told to reject every token issued so far')
@@ -290,7 +335,20 @@ action('third-party', async () => {
 
 action('sign-out', async () => {
   await tm.logout()
+  // logout() resolves once the DPoP key is deleted: read storage again, here and in the other tabs.
+  scheduleStorageScan()
+  demoChannel.postMessage({ type: 'storage' })
   showResult('ok', ['Signed out.'])
+})
+
+function markRejected(generation: number | undefined): void {
+  rejectedGeneration = generation
+  tick()
+}
+
+demoChannel.addEventListener('message', ({ data }: MessageEvent<{ type: string; generation?: number }>) => {
+  if (data.type === 'expired') markRejected(data.generation)
+  else if (data.type === 'storage') scheduleStorageScan()
 })
 
 const persistToggle = $<HTMLInputElement>('persist')
@@ -312,7 +370,8 @@ action('sign-in', async () => {
     redirectUri,
     scope: config.scope,
   })
-  location.assign(url)
+  // Replace, not assign: the Back button after sign-in then leaves the sign-in page out.
+  location.replace(url)
 })
 
 // ---- Storage inspector ----
@@ -334,16 +393,32 @@ function scheduleStorageScan(): void {
   })
 }
 
+/** Every token string the demo's authorization server issued in this run (a demo-only endpoint). */
+async function issuedTokens(): Promise<string[]> {
+  const response = await fetch('/demo/issued-tokens', { cache: 'no-store' })
+  if (!response.ok) throw new Error(`GET /demo/issued-tokens answered ${response.status}`)
+  return ((await response.json()) as { tokens: string[] }).tokens
+}
+
 async function scanStorage(): Promise<void> {
   const verdict = $('storage-verdict')
   try {
-    const report = await inspectStorage()
+    const tokens = await issuedTokens()
+    const report = await inspectStorage(tokens)
+    // A newer scan is queued (storage changed meanwhile): show its result, not this one.
+    if (rescan) return
     $('storage').replaceChildren(...report.areas.map(({ name, entries }) =>
       el('div', { class: 'area' },
         el('div', { class: 'area-head' }, el('span', {}, name), el('span', {}, entries.length ? `${entries.length} item${entries.length === 1 ? '' : 's'}` : 'empty')),
         ...(entries.length ? [el('ul', {}, ...entries.map(({ key, value }) => el('li', {}, el('b', {}, key), ` = ${value}`)))] : []))))
-    verdict.dataset['state'] = report.jwtFound ? 'bad' : 'ok'
-    verdict.textContent = report.jwtFound ? 'Token-shaped value found' : 'No token-shaped value'
+    const [found] = report.tokensFound
+    verdict.dataset['state'] = found ? 'bad' : 'ok'
+    verdict.textContent = found
+      ? `Issued token stored: ${found}`
+      : tokens.length === 0
+        ? 'No token issued yet'
+        : `None of the ${tokens.length} issued tokens stored`
+    verdict.title = 'Compared with every access, refresh and ID token the demo authorization server issued'
   } catch (error) {
     verdict.dataset['state'] = 'warn'
     verdict.textContent = 'Could not read storage'
@@ -355,21 +430,34 @@ setInterval(scheduleStorageScan, 2000)
 
 // ---- Start ----
 
+/** What a failed sign-in redirect means, in words. */
+function signInFailure(error: unknown): string {
+  if (!isLatchkeyError(error, 'login_error')) return `Sign-in failed: ${errorText(error)}`
+  if (error.error) return `The authorization server did not sign you in (${error.error}${error.description ? `: ${error.description}` : ''}). Sign in again.`
+  return error.message === 'unknown state'
+    ? 'This sign-in response was already used, or belongs to another tab or browser: nothing was signed in. Sign in again.'
+    : `Sign-in failed: ${errorText(error)}. Sign in again.`
+}
+
 const here = new URL(location.href)
-if (here.searchParams.has('code') || here.searchParams.has('error')) {
+let redirected = here.searchParams.has('code') || here.searchParams.has('error')
+if (redirected) {
   try {
     await tm.handleRedirect(here)
   } catch (error) {
     const message = $('signin-message')
     message.hidden = false
     message.dataset['state'] = 'bad'
-    message.textContent = `Sign-in failed: ${errorText(error)}`
+    message.textContent = signInFailure(error)
     log('error', `sign-in: ${errorText(error)}`)
+    // Another tab may still hold a session this tab can join.
+    redirected = false
   } finally {
     // The code and state have done their job; keep them out of the address bar and history.
     history.replaceState(null, '', home)
   }
-} else {
+}
+if (!redirected) {
   try {
     const started = performance.now()
     const restored = await tm.restore()

@@ -1,5 +1,7 @@
 // Reads everything this origin keeps in browser storage, the way any script on the page could,
-// so a visitor can see for themselves that no token is there. Values are described, not dumped.
+// so a visitor can see for themselves that no token is there: every stored value (strings, bytes
+// read as UTF-8, nested objects) is compared with every token the demo's authorization server
+// issued. Values are described, not dumped.
 
 export interface StorageEntry {
   key: string
@@ -13,14 +15,20 @@ export interface StorageArea {
 
 export interface StorageReport {
   areas: StorageArea[]
-  /** True when some stored string looks like a JWT (an access token would). */
-  jwtFound: boolean
+  /** Where an issued token was found (`area › key`), if anywhere. Never the token itself. */
+  tokensFound: string[]
+}
+
+/** Collects where any of the issued tokens occurs. */
+interface Finder {
+  tokens: string[]
+  found: string[]
 }
 
 // Enough to show what is there without turning the panel into a dump.
 const MAX_ENTRIES = 50
 const MAX_DEPTH = 4
-const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/
+const decoder = new TextDecoder()
 
 function preview(text: string): string {
   return text.length > 24 ? `"${text.slice(0, 24)}…" (${text.length} chars)` : JSON.stringify(text)
@@ -46,10 +54,19 @@ function describe(value: unknown, depth = 0): string {
   return Array.isArray(value) ? `[${parts.map((p) => p.replace(/^\d+: /, '')).join(', ')}]` : `{ ${parts.join(', ')} }`
 }
 
-function hasJwt(value: unknown, depth = 0): boolean {
-  if (typeof value === 'string') return JWT_SHAPE.test(value)
-  if (value === null || typeof value !== 'object' || value instanceof CryptoKey || depth >= MAX_DEPTH) return false
-  return Object.values(value).some((v) => hasJwt(v, depth + 1))
+/** Every string in a stored value: strings, bytes decoded as UTF-8, and what objects hold. */
+function strings(value: unknown, depth = 0): string[] {
+  if (typeof value === 'string') return [value]
+  if (value instanceof ArrayBuffer) return [decoder.decode(value)]
+  if (ArrayBuffer.isView(value)) return [decoder.decode(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))]
+  if (value === null || typeof value !== 'object' || value instanceof CryptoKey || depth >= MAX_DEPTH) return []
+  const entries = value instanceof Map ? [...value.entries()].flat() : Object.values(value)
+  return entries.flatMap((v) => strings(v, depth + 1))
+}
+
+function check(finder: Finder, where: string, value: unknown): void {
+  const texts = strings(value)
+  if (finder.tokens.some((token) => texts.some((text) => text.includes(token)))) finder.found.push(where)
 }
 
 function request<T>(req: IDBRequest<T>): Promise<T> {
@@ -59,7 +76,7 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
   })
 }
 
-async function readIndexedDB(found: { jwt: boolean }): Promise<StorageEntry[]> {
+async function readIndexedDB(finder: Finder): Promise<StorageEntry[]> {
   if (!('indexedDB' in globalThis) || typeof indexedDB.databases !== 'function') return []
   const entries: StorageEntry[] = []
   for (const { name } of await indexedDB.databases()) {
@@ -76,7 +93,7 @@ async function readIndexedDB(found: { jwt: boolean }): Promise<StorageEntry[]> {
         ])
         if (keys.length === 0) entries.push({ key: `${name} › ${storeName}`, value: '(empty)' })
         keys.forEach((key, i) => {
-          found.jwt ||= hasJwt(values[i])
+          check(finder, `IndexedDB › ${name} › ${storeName} › ${String(key)}`, [key, values[i]])
           entries.push({ key: `${name} › ${storeName} › ${String(key)}`, value: describe(values[i]) })
         })
       }
@@ -87,47 +104,53 @@ async function readIndexedDB(found: { jwt: boolean }): Promise<StorageEntry[]> {
   return entries
 }
 
-function readWebStorage(storage: Storage, found: { jwt: boolean }): StorageEntry[] {
+function readWebStorage(name: string, storage: Storage, finder: Finder): StorageEntry[] {
   const entries: StorageEntry[] = []
   for (let i = 0; i < Math.min(storage.length, MAX_ENTRIES); i++) {
     const key = storage.key(i)
     if (key === null) continue
     const value = storage.getItem(key) ?? ''
-    found.jwt ||= hasJwt(value)
+    check(finder, `${name} › ${key}`, [key, value])
     entries.push({ key, value: preview(value) })
   }
   return entries
 }
 
-async function readCacheStorage(): Promise<StorageEntry[]> {
+async function readCacheStorage(finder: Finder): Promise<StorageEntry[]> {
   if (!('caches' in globalThis)) return []
   const entries: StorageEntry[] = []
   for (const name of await caches.keys()) {
-    const requests = await (await caches.open(name)).keys()
+    const cache = await caches.open(name)
+    const requests = await cache.keys()
+    for (const request of requests.slice(0, MAX_ENTRIES))
+      check(finder, `Cache Storage › ${name}`, [request.url, await (await cache.match(request))?.text()])
     entries.push({ key: name, value: requests.length ? requests.slice(0, MAX_ENTRIES).map((r) => r.url).join(', ') : '(empty)' })
   }
   return entries
 }
 
-function readCookies(found: { jwt: boolean }): StorageEntry[] {
+function readCookies(finder: Finder): StorageEntry[] {
   if (!document.cookie) return []
   return document.cookie.split('; ').slice(0, MAX_ENTRIES).map((pair) => {
     const i = pair.indexOf('=')
     const value = i === -1 ? '' : pair.slice(i + 1)
-    found.jwt ||= hasJwt(value)
+    check(finder, `document.cookie › ${i === -1 ? pair : pair.slice(0, i)}`, pair)
     return { key: i === -1 ? pair : pair.slice(0, i), value: preview(value) }
   })
 }
 
-/** Reads localStorage, sessionStorage, IndexedDB, Cache Storage and the page's cookies. */
-export async function inspectStorage(): Promise<StorageReport> {
-  const found = { jwt: false }
+/**
+ * Reads localStorage, sessionStorage, IndexedDB, Cache Storage and the page's cookies, and says
+ * where any of `tokens` (the issued token strings) occurs.
+ */
+export async function inspectStorage(tokens: string[]): Promise<StorageReport> {
+  const finder: Finder = { tokens, found: [] }
   const areas: StorageArea[] = [
-    { name: 'localStorage', entries: readWebStorage(localStorage, found) },
-    { name: 'sessionStorage', entries: readWebStorage(sessionStorage, found) },
-    { name: 'IndexedDB', entries: await readIndexedDB(found) },
-    { name: 'Cache Storage', entries: await readCacheStorage() },
-    { name: 'Cookies (document.cookie)', entries: readCookies(found) },
+    { name: 'localStorage', entries: readWebStorage('localStorage', localStorage, finder) },
+    { name: 'sessionStorage', entries: readWebStorage('sessionStorage', sessionStorage, finder) },
+    { name: 'IndexedDB', entries: await readIndexedDB(finder) },
+    { name: 'Cache Storage', entries: await readCacheStorage(finder) },
+    { name: 'Cookies (document.cookie)', entries: readCookies(finder) },
   ]
-  return { areas, jwtFound: found.jwt }
+  return { areas, tokensFound: finder.found }
 }

@@ -168,7 +168,8 @@ export async function startApiServer({
         ? {
             ...cors,
             'access-control-allow-methods': 'GET, POST',
-            'access-control-allow-headers': 'Authorization, DPoP, Content-Type',
+            // X-Request-Id: the README's ky example sets it.
+            'access-control-allow-headers': 'Authorization, DPoP, Content-Type, X-Request-Id',
             'access-control-max-age': '600',
           }
         : cors)

@@ -43,6 +43,56 @@ function signInPage({ uid, scopes }) {
 </html>`
 }
 
+/** What a used or expired sign-in page shows (the browser's Back button after sign-in lands here). */
+function endedPage(appUrl) {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign-in ended · latchkey demo</title>
+<style>${PAGE_CSS}</style>
+</head>
+<body>
+<main class="card">
+  <div class="brand">${MARK_SVG} latchkey demo</div>
+  <h1>This sign-in has ended</h1>
+  <p>It was completed or has expired. A sign-in page works once, so there is nothing to do here.</p>
+  ${appUrl ? `<p><a href="${escapeHtml(appUrl)}">Back to the demo app</a></p>` : ''}
+  <p class="fine">oidc-provider on loopback</p>
+</main>
+</body>
+</html>`
+}
+
+/**
+ * Collects the token strings in a token endpoint response as it is written, before it leaves, so
+ * that `issued` already holds them when the client reads them.
+ * @param {import('node:http').ServerResponse} res
+ * @param {Set<string>} issued
+ */
+function recordIssuedTokens(res, issued) {
+  const chunks = []
+  const { write, end } = res
+  const keep = (chunk) => {
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk))
+  }
+  res.write = function (chunk, ...rest) {
+    keep(chunk)
+    return write.call(this, chunk, ...rest)
+  }
+  res.end = function (chunk, ...rest) {
+    keep(chunk)
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      for (const name of ['access_token', 'refresh_token', 'id_token']) if (typeof body?.[name] === 'string') issued.add(body[name])
+    } catch {
+      // Not JSON: not a token response.
+    }
+    return end.call(this, chunk, ...rest)
+  }
+}
+
 /**
  * Starts the demo authorization server on loopback.
  *
@@ -60,7 +110,7 @@ function signInPage({ uid, scopes }) {
  *   issuer: string, url: string, port: number, provider: Provider,
  *   counts: { authorizationCode: number, refreshToken: number, invalidGrant: number, useDpopNonce: number,
  *     revocations: number, grantsRevoked: number, other: number },
- *   setRequireNonce(value: boolean): void, stop(): Promise<void> }>}
+ *   issuedTokens(): string[], setRequireNonce(value: boolean): void, stop(): Promise<void> }>}
  * @example
  * const as = await startAuthServer({ resource: api.origin, redirectUris: [`${app}/`], corsOrigins: [app] })
  */
@@ -193,6 +243,9 @@ export async function startAuthServer({
   const providerCallback = provider.callback()
   const redirectOrigins = [...new Set(redirectUris.map((uri) => new URL(uri).origin))].join(' ')
   const revocationPath = new URL(provider.urlFor('revocation')).pathname
+  const tokenPath = new URL(provider.urlFor('token')).pathname
+  // Every access, refresh and ID token of this run, for the demo page's storage inspector.
+  const issued = new Set()
 
   async function interaction(req, res, uid, isLogin) {
     const details = await provider.interactionDetails(req, res)
@@ -225,12 +278,19 @@ export async function startAuthServer({
     const match = INTERACTION_PATH.exec(pathname)
     if (match && (match[2] ? req.method === 'POST' : req.method === 'GET')) {
       interaction(req, res, match[1], Boolean(match[2])).catch((error) => {
-        // SessionNotFound and friends: the interaction expired or its cookie is gone.
-        if (!res.headersSent) res.writeHead(error.statusCode ?? 500, { 'content-type': 'text/plain' })
-        res.end(error.statusCode ? `${error.error}: ${error.error_description}` : 'server error')
+        // SessionNotFound and friends: the interaction was completed, expired or its cookie is gone
+        // (the browser's Back button after sign-in comes here). Say so plainly.
+        if (res.headersSent) return void res.end()
+        if (error.statusCode >= 400 && error.statusCode < 500) {
+          res.writeHead(error.statusCode, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          res.end(endedPage(redirectUris[0]))
+          return
+        }
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('server error')
       })
       return
     }
+    if (req.method === 'POST' && pathname === tokenPath) recordIssuedTokens(res, issued)
     if (req.method === 'POST' && pathname === revocationPath) {
       // oidc-provider emits no success event for revocation; count what the client saw.
       res.once('finish', () => { if (res.statusCode === 200) counts.revocations += 1 })
@@ -244,6 +304,8 @@ export async function startAuthServer({
     port: actualPort,
     provider,
     counts,
+    /** Every access, refresh and ID token string this server has issued since it started. */
+    issuedTokens: () => [...issued],
     /** @param {boolean} value */
     setRequireNonce(value) { state.requireNonce = Boolean(value) },
     stop: () => close(server),

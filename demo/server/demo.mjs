@@ -18,6 +18,9 @@ export const DIST_DIR = fileURLToPath(new URL('../dist/', import.meta.url))
  * @param {boolean} [options.requireNonce=true] DPoP nonces at both the AS and the API
  * @param {{ app?: number, as?: number, api?: number, billing?: number, thirdParty?: number }} [options.ports] 0 = free port
  * @param {string} [options.host='127.0.0.1']
+ * @param {string[]} [options.extraOrigins] more apps that may use the demo's AS and API (your own dev
+ *   server): each an origin (its redirect URI is `<origin>/`) or a full redirect URI; added to the
+ *   AS's redirect URIs and to the CORS origins of the AS and the API
  * @returns {Promise<{ appUrl: string, as: Awaited<ReturnType<typeof startAuthServer>>,
  *   api: Awaited<ReturnType<typeof startApiServer>>, billing: Awaited<ReturnType<typeof startApiServer>>, thirdParty: Awaited<ReturnType<typeof startThirdPartyServer>>,
  *   config: Record<string, string>, stop(): Promise<void> }>}
@@ -28,9 +31,13 @@ export async function startDemo({
   requireNonce = true,
   ports = {},
   host = '127.0.0.1',
+  extraOrigins = [],
 } = {}) {
+  const extra = extraOrigins.map(parseExtraOrigin)
   const started = []
   let config = {}
+  /** @type {Awaited<ReturnType<typeof startAuthServer>> | undefined} */
+  let as
   try {
     // The app's origin comes first: the AS registers it as redirect URI and CORS origin.
     const app = await startStaticServer({
@@ -39,14 +46,16 @@ export async function startDemo({
       port: ports.app ?? 0,
       config: () => config,
       connectOrigins: () => [config.issuer, config.apiOrigin, config.billingOrigin, config.thirdPartyOrigin].filter(Boolean),
+      issuedTokens: () => as?.issuedTokens() ?? [],
     })
     started.push(app)
-    const api = await startApiServer({ host, port: ports.api ?? 0, requireNonce, corsOrigins: [app.origin] })
+    const origins = [app.origin, ...extra.map((e) => e.origin)]
+    const api = await startApiServer({ host, port: ports.api ?? 0, requireNonce, corsOrigins: origins })
     started.push(api)
     // A second API on its own origin with its own audience: its tokens are good there only.
-    const billing = await startApiServer({ host, port: ports.billing ?? 0, requireNonce, corsOrigins: [app.origin] })
+    const billing = await startApiServer({ host, port: ports.billing ?? 0, requireNonce, corsOrigins: origins })
     started.push(billing)
-    const as = await startAuthServer({
+    as = await startAuthServer({
       host,
       port: ports.as ?? 0,
       accessTokenTTL,
@@ -54,8 +63,8 @@ export async function startDemo({
       resource: api.origin,
       moreResources: { [billing.origin]: 'billing:read' },
       // The same page in both modes: in-page (/) and worker mode (/?mode=worker).
-      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`],
-      corsOrigins: [app.origin],
+      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`, ...extra.map((e) => e.redirectUri)],
+      corsOrigins: origins,
     })
     started.push(as)
     api.setIssuer(as.issuer)
@@ -89,4 +98,21 @@ export async function startDemo({
     await Promise.allSettled(started.map((s) => s.stop()))
     throw error
   }
+}
+
+/**
+ * One entry of `extraOrigins`: an origin, or a full redirect URI whose origin is then allowed.
+ * @param {string} entry
+ * @returns {{ origin: string, redirectUri: string }}
+ */
+export function parseExtraOrigin(entry) {
+  let url
+  try {
+    url = new URL(entry)
+  } catch {
+    throw new TypeError(`extra origin ${JSON.stringify(entry)} is not an absolute URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`extra origin ${entry} is not http(s)`)
+  const bare = url.pathname === '/' && !url.search && !url.hash
+  return { origin: url.origin, redirectUri: bare ? `${url.origin}/` : url.href }
 }

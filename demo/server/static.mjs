@@ -1,11 +1,13 @@
-// Serves the built SPA (demo/dist) and its /config.json, with the headers a token-holding page
-// should have: a strict CSP (only the demo's own servers are reachable) and no Referer, so the
-// authorization code in the redirect URL goes nowhere.
+// Serves the built SPA (demo/dist), its /config.json and /demo/issued-tokens, with the headers a
+// token-holding page should have: a strict CSP (only the demo's own servers are reachable) and no
+// Referer, so the authorization code in the redirect URL goes nowhere.
 
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { extname, join, normalize, sep } from 'node:path'
 import { close, listen, sendJson } from './http.mjs'
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -24,11 +26,14 @@ const TYPES = {
  * @param {() => Record<string, unknown>} options.config what /config.json returns; called per
  *   request because the other servers start after this one (the AS needs the app's origin)
  * @param {() => string[]} [options.connectOrigins] origins the page may fetch, for the CSP
+ * @param {() => string[]} [options.issuedTokens] every token string the demo's authorization server
+ *   issued, served at /demo/issued-tokens to loopback clients so that the page's storage inspector
+ *   can look for the real values. A demo aid only: no real deployment serves its tokens back.
  * @param {number} [options.port=0] 0 picks a free port
  * @param {string} [options.host='127.0.0.1']
  * @returns {Promise<{ url: string, origin: string, port: number, stop(): Promise<void> }>}
  */
-export async function startStaticServer({ root, config, connectOrigins = () => [], port = 0, host = '127.0.0.1' }) {
+export async function startStaticServer({ root, config, connectOrigins = () => [], issuedTokens = () => [], port = 0, host = '127.0.0.1' }) {
   const base = normalize(root + sep)
 
   const server = createServer(async (req, res) => {
@@ -51,6 +56,12 @@ export async function startStaticServer({ root, config, connectOrigins = () => [
     }
     if (pathname === '/config.json') {
       sendJson(res, 200, config(), security)
+      return
+    }
+    if (pathname === '/demo/issued-tokens') {
+      // sendJson sends no-store: the list must not land in the browser's disk cache either.
+      if (LOOPBACK.has(req.socket.remoteAddress)) sendJson(res, 200, { tokens: issuedTokens() }, security)
+      else sendJson(res, 403, { error: 'loopback only' }, security)
       return
     }
     // Every other path is a file of the app; "/" (also with ?code=… on the way back from sign-in)

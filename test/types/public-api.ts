@@ -3,11 +3,13 @@
 import ky from 'ky'
 import {
   createTokenManager,
+  discover,
   indexedDBKeyStore,
   isLatchkeyError,
   LatchkeyError,
   memoryKeyStore,
   SessionExpiredError,
+  type AuthorizationServer,
   type KeyStore,
   type LatchkeyErrorCode,
   type SessionInfo,
@@ -80,6 +82,22 @@ export const store: KeyStore = memoryKeyStore()
 export const api = ky.create({ prefixUrl: 'https://api.example', hooks: kyHooks(tm) })
 // @ts-expect-error kyHooks needs a token manager
 kyHooks({})
+
+export async function discovery() {
+  const as: AuthorizationServer = await discover('https://as.example', { timeoutSeconds: 5, fetch })
+  const issuer: string = as.issuer
+  const token: string = as.tokenEndpoint
+  const revocation: string | undefined = as.revocationEndpoint
+  // the result spreads into the options
+  createTokenManager({ ...as, clientId: 'spa', allowedOrigins: ['https://api.example'] })
+  // @ts-expect-error the issuer is a string
+  await discover(new URL('https://as.example'))
+  // @ts-expect-error durations are numbers of seconds
+  await discover('https://as.example', { timeoutSeconds: '5s' })
+  // @ts-expect-error issParameterRequired is true or absent, never false
+  const required: AuthorizationServer = { issuer, tokenEndpoint: token, issParameterRequired: false }
+  void [revocation, required]
+}
 
 // Worker mode: the same options in the worker, the same interface in the page.
 const inPage: TokenManager = connectTokenManager(new Worker(new URL('./auth-worker.js', import.meta.url), { type: 'module' }))
