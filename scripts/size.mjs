@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
-const CORE_LIMIT = 8400
+const CORE_LIMIT = 8471
 
 /**
  * Budgets in bytes of min+gzip. The core's is checked twice: on this minified browser build, and

@@ -4,7 +4,7 @@
  * @module
  */
 import { NetworkError, ResponseError, TimeoutError } from './errors.js'
-import { isObject } from './util.js'
+import { isObject, readJSON, secureURL } from './util.js'
 
 /**
  * What {@link discover} found: the issuer and its endpoints, named as the token manager's options
@@ -40,20 +40,6 @@ export interface DiscoveryOptions {
   timeoutSeconds?: number
 }
 
-const LOOPBACK = /^(localhost|127\.[\d.]+|\[::1\])$/
-
-/** An absolute https URL, or http on a loopback host (RFC 8414 §2: the issuer has no query or fragment). */
-const secureURL = (value: unknown, issuer?: boolean): URL | undefined => {
-  let url: URL | undefined
-  try {
-    url = new URL(value as string)
-  } catch {}
-  return url &&
-    (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname))) &&
-    !(issuer && /[?#]/.test(value as string))
-    ? url
-    : undefined
-}
 
 /**
  * The two well-known locations, in the order they are tried: RFC 8414 §3.1 inserts its suffix
@@ -122,7 +108,8 @@ const parseMetadata = (json: unknown, issuer: string, where: string, response: R
  * @see {@link https://www.rfc-editor.org/rfc/rfc9207 RFC 9207}: Authorization Server Issuer Identification
  */
 export async function discover(issuer: string, options: DiscoveryOptions = {}): Promise<AuthorizationServer> {
-  const url = typeof issuer == 'string' && secureURL(issuer, true)
+  // RFC 8414 §2: the issuer has no query or fragment.
+  const url = typeof issuer == 'string' && !/[?#]/.test(issuer) && secureURL(issuer)
   if (!url) throw new TypeError('issuer: not https or loopback, or has a query or fragment')
   const { fetch: send = globalThis.fetch, timeoutSeconds = 10 } = options
   if (typeof send != 'function') throw new TypeError('options.fetch: invalid')
@@ -134,14 +121,7 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
   const get = async (location: string) => {
     try {
       const response = await send(location, { headers: { accept: 'application/json' }, redirect: 'error', signal })
-      const text = await response.text()
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        // The parser's message quotes the body: never keep it.
-      }
-      return { response, json, where: 'GET ' + location }
+      return { response, json: await readJSON(response), where: 'GET ' + location }
     } catch {
       // No cause: a fetch failure (a refused redirect included) says no more than this message.
       throw signal.aborted ? new TimeoutError(`GET ${location} timed out`) : new NetworkError(`GET ${location} failed`)

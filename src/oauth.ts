@@ -12,7 +12,7 @@ import {
   TimeoutError,
 } from './errors.js'
 import type { Context } from './options.js'
-import { isObject, now } from './util.js'
+import { isObject, now, readJSON } from './util.js'
 
 /** Tokens as a token response gives them (wire names; the legend is on {@link SharedSession}). */
 export type TokenSet = SharedSession
@@ -60,14 +60,7 @@ export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit 
     })
     if (res.type == 'opaqueredirect' || (res.status > 299 && res.status < 400))
       throw new ResponseError(`POST ${url}: redirect refused (HTTP ${res.status})`, { response: res })
-    const text = await res.text()
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      // The parser's message quotes the input: never keep it.
-    }
-    return { res, json }
+    return { res, json: await readJSON(res) }
   })
 
 /** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */

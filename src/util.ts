@@ -8,9 +8,12 @@ export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
 
 export const b64uJSON = (value: unknown): string => b64u(encoder.encode(JSON.stringify(value)))
 
-export const random = (bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
+/** The WebCrypto every cryptographic operation goes through (the `crypto` option); `randomUUID` is optional. */
+export type WebCrypto = Pick<Crypto, 'subtle' | 'getRandomValues'> & { randomUUID?(): string }
 
-export const sha256 = async (text: string): Promise<string> =>
+export const random = (crypto: WebCrypto, bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
+
+export const sha256 = async (crypto: WebCrypto, text: string): Promise<string> =>
   b64u(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
 
 export const now = (): number => Date.now()
@@ -26,14 +29,23 @@ export const invalid = (name: string, why = 'invalid'): never => {
 }
 
 /** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
-export const checkURL = (value: unknown, name: string): URL => {
+export const secureURL = (value: unknown): URL | undefined => {
   let url: URL | undefined
   try {
     url = new URL(value as string)
   } catch {}
-  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname)))
-    ? url
-    : invalid(name, 'not https or loopback')
+  return url && (url.protocol == 'https:' || (url.protocol == 'http:' && LOOPBACK.test(url.hostname))) ? url : undefined
+}
+
+/** {@link secureURL}, or the TypeError that names the argument. */
+export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, 'not https or loopback')
+
+/** A response body as JSON, or `undefined`. The parser's message quotes the body: it is never kept. */
+export const readJSON = async (res: Response): Promise<unknown> => {
+  const text = await res.text()
+  try {
+    return JSON.parse(text)
+  } catch {}
 }
 
 /** The page's URL, to resolve relative URLs against (none in workers without a location, or in Node). */

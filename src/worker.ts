@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { authorizationRequest, redirectResult, type IssuerCheck, type LoginStore } from './login.js'
+import { redirectResult, type IssuerCheck, type LoginStore } from './login.js'
 import { createTokenManager } from './index.js'
 import type { AuthorizationParameters, TokenManager, TokenManagerOptions } from './index.js'
 import {
@@ -40,7 +40,8 @@ const EVENTS = ['tokens', 'refresh', 'refresh-error', 'session-expired', 'logout
  * The page can ask for everything a {@link TokenManager} does except a token: there is no message
  * that returns one.
  *
- * @param options The options of `createTokenManager`, unchanged.
+ * @param options The options of `createTokenManager`, except `loginStore`: a login started in the
+ *   page waits in the page's `sessionStorage`.
  * @param scope Where the page's messages arrive: the worker's global scope, or a `MessagePort`.
  * @returns The worker's own handle on the same session, for code that runs in the worker.
  * @example
@@ -60,14 +61,17 @@ export function serveTokenManager(
   options: TokenManagerOptions,
   scope: MessageEndpoint = globalThis as unknown as MessageEndpoint,
 ): TokenManager {
-  const tm = createTokenManager(options)
+  // The login's PKCE verifier and redirect URI wait in the page's sessionStorage (the worker has
+  // none): the worker's manager leaves each here, keyed by `state`, until `authorize` hands it over.
+  const pendingLogins = new Map<string, string>()
+  const loginStore: LoginStore = { setItem: (key, value) => void pendingLogins.set(key, value), getItem: () => null, removeItem: () => {} }
+  const tm = createTokenManager({ ...options, loginStore })
   // Requests in flight, by call id: the page aborts them by id. A streamed response keeps its
   // entry until its body is done, so that an abort during the body reaches the fetch too.
   const controllers = new Map<number, AbortController>()
 
   // With `resources`, each API's origin has a token (and a status) of its own.
   const resourceOrigins = Object.keys(options.resources ?? {}).map((o) => new URL(o).origin)
-  const indicators = Object.values(options.resources ?? {}).map((r) => (typeof r == 'string' ? r : r.resource))
   const snapshot = (): Snapshot => Object.fromEntries([['', tm.status()], ...resourceOrigins.map((o) => [o, tm.status(o)])])
   const post = (message: ToPage, transfer: Transferable[] = []) => scope.postMessage(message, transfer)
 
@@ -105,16 +109,14 @@ export function serveTokenManager(
     refresh: () => tm.refresh(),
     logout: () => tm.logout(),
     fetch: ([request], i) => fetchFor(i, request as WireRequest),
-    // The login request is built here, where the key is; its PKCE verifier and redirect URI wait in
-    // the page's sessionStorage (the worker has none) under its `state`, for redirectResult there.
-    // As the core's authorizationUrl: the options' endpoint by default, and every API's resource.
+    // The login request is built here, where the key is; what waits for the redirect goes to the
+    // page, where handleRedirect reads it (redirectResult) and asks for the code exchange.
     authorize: async ([parameters]): Promise<PendingLogin> => {
-      const { authorizationEndpoint = options.authorizationEndpoint, resource = [] } = parameters as AuthorizationParameters
-      let record: [string, string] = ['', '']
-      const store = { setItem: (key: string, value: string) => void (record = [key, value]) } as LoginStore
-      const jkt = options.dpop === false ? undefined : await tm.dpopThumbprint()
-      const request = { ...(parameters as AuthorizationParameters), authorizationEndpoint, resource: [resource, ...indicators].flat() }
-      return { url: await authorizationRequest(options.clientId, request, jkt, store), record }
+      const url = await tm.authorizationUrl(parameters as AuthorizationParameters)
+      const state = new URL(url).searchParams.get('state')!
+      const record = [...pendingLogins].find(([key]) => key.endsWith(state))!
+      pendingLogins.delete(record[0])
+      return { url, record }
     },
     issuer: (): IssuerCheck => ({ issuer: options.issuer, issParameterRequired: options.issParameterRequired }),
     dispose: () => {
@@ -235,7 +237,7 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       return url
     },
     async handleRedirect(url) {
-      await call('exchangeCode', [redirectResult(url, await call('issuer'))])
+      await call('exchangeCode', [await redirectResult(url, await call('issuer'))])
     },
     async fetch(input, init) {
       // A stream is sent as it is: it cannot be read twice, so it is never replayed (as in the page).

@@ -15,6 +15,9 @@ import {
   type SessionInfo,
   type TokenManager,
   type TokenResponse,
+  type DPoPSigner,
+  type LoginStore,
+  type WebCrypto,
 } from '../../src/index.js'
 import { kyHooks } from '../../src/ky.js'
 import { connectTokenManager, serveTokenManager } from '../../src/worker.js'
@@ -29,6 +32,24 @@ const tm: TokenManager = createTokenManager({
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: { url: '/auth/refresh', credentials: 'include' } })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: async ({ signal }) => (await fetch('/r', { signal })).json() })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: memoryKeyStore() }, persist: true, crossTab: false })
+
+// Other runtimes: an injected WebCrypto, a platform signer, a login store (sync or async).
+const webCrypto: WebCrypto = globalThis.crypto
+const signer: DPoPSigner = {
+  publicJwk: Promise.resolve({ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }),
+  sign: async () => new Uint8Array(64),
+}
+const asyncStore: LoginStore = { getItem: async () => null, setItem: async () => {}, removeItem: async () => {} }
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: webCrypto, dpop: { keyStore: memoryKeyStore() }, crossTab: false, loginStore: asyncStore })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle, getRandomValues: (a) => crypto.getRandomValues(a) }, dpop: { signer } })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer, keyStore: memoryKeyStore() }, persist: true, loginStore: sessionStorage })
+
+// @ts-expect-error a WebCrypto needs subtle and getRandomValues
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle } })
+// @ts-expect-error a platform signer needs sign
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer: { publicJwk: { kty: 'EC' } } } })
+// @ts-expect-error a login store's getItem gives a string, not an object
+createTokenManager({ clientId: 'spa', allowedOrigins: [], loginStore: { getItem: () => ({}), setItem() {}, removeItem() {} } })
 
 // @ts-expect-error clientId is required
 createTokenManager({ allowedOrigins: [] })
