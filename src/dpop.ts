@@ -1,5 +1,5 @@
 import type { KeyStore } from './keystore.js'
-import { b64u, b64uJSON, encoder, sha256 } from './util.js'
+import { b64u, b64uJSON, encoder, invalid, random, sha256, type WebCrypto } from './util.js'
 
 /** @internal The DPoP machinery of one token manager. */
 export interface DPoP {
@@ -13,8 +13,35 @@ export interface DPoP {
   reset(remove?: boolean): Promise<void>
 }
 
+/**
+ * A DPoP key held outside JavaScript (Secure Enclave, Android Keystore, an HSM), through a native
+ * module: latchkey never sees its private part, only signs through it. `logout()` leaves the key
+ * in place: it is the app's.
+ *
+ * @example
+ * ```ts
+ * // node:crypto, whose ECDSA signatures are raw with dsaEncoding 'ieee-p1363'
+ * const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+ * const signer: DPoPSigner = {
+ *   publicJwk: publicKey.export({ format: 'jwk' }),
+ *   sign: async (data) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+ * }
+ * createTokenManager({ ..., dpop: { signer } })
+ * ```
+ * @see RFC 9449 §4.2 (the proof), RFC 7518 §3.4 (the ES256 signature format)
+ */
+export interface DPoPSigner {
+  /** The public P-256 key as a JWK (`kty` `EC`, `crv` `P-256`, `x`, `y`), or a promise of it. */
+  publicJwk: JsonWebKey | PromiseLike<JsonWebKey>
+  /**
+   * Signs `data` with ES256 (ECDSA P-256, SHA-256): resolves with the raw signature, `r` then `s`,
+   * 64 bytes (IEEE P1363), not the DER encoding most native APIs return.
+   */
+  sign(data: Uint8Array): Promise<ArrayBuffer | Uint8Array>
+}
+
 interface Key {
-  pair: CryptoKeyPair
+  sign: DPoPSigner['sign']
   header: string
   jkt: string
 }
@@ -23,19 +50,21 @@ const ALG = { name: 'ECDSA', namedCurve: 'P-256' }
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' }
 
 /**
- * One ES256 key per client: loaded from the store, or created once (under a cross-tab lock, so
- * concurrent first use in any number of tabs makes exactly one key) with a non-extractable private
- * part. Proofs are assembled by hand: one sign per proof, the header encoded once per key.
+ * One ES256 key per client: a platform signer, or a key loaded from the store, or created once
+ * (under a cross-tab lock, so concurrent first use in any number of tabs makes exactly one key)
+ * with a non-extractable private part. Proofs are assembled by hand: one sign per proof, the header
+ * encoded once per key.
  */
 export function createDPoP(
-  store: KeyStore,
+  crypto: WebCrypto,
+  keys: KeyStore | DPoPSigner,
   id: string,
   lock: <T>(fn: () => Promise<T>) => Promise<T>,
   warn: (code: string) => void,
 ): DPoP {
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
-  const load = async (): Promise<Key> => {
+  const stored = async (store: KeyStore): Promise<DPoPSigner> => {
     const pair =
       ((await store.get(id).catch(() => warn('key_store_unavailable'))) as CryptoKeyPair | undefined) ??
       (await lock(async () => {
@@ -47,12 +76,17 @@ export function createDPoP(
         }
         return p
       }))
-    const { x, y } = await crypto.subtle.exportKey('jwk', pair.publicKey)
+    return { publicJwk: crypto.subtle.exportKey('jwk', pair.publicKey), sign: (data) => crypto.subtle.sign(SIGN, pair.privateKey, data as BufferSource) }
+  }
+  const load = async (): Promise<Key> => {
+    const { publicJwk, sign } = 'sign' in keys ? keys : await stored(keys)
+    const { x, y } = await publicJwk
+    if (!x || !y) invalid('dpop.signer')
     const jwk = { crv: 'P-256', kty: 'EC', x, y }
     return {
-      pair,
+      sign,
       header: b64uJSON({ typ: 'dpop+jwt', alg: 'ES256', jwk }),
-      jkt: await sha256(JSON.stringify(jwk)),
+      jkt: await sha256(crypto, JSON.stringify(jwk)),
     }
   }
 
@@ -61,12 +95,13 @@ export function createDPoP(
   return {
     jkt: async () => (await get()).jkt,
     async proof(htm, url, ath) {
-      const { pair, header } = await get()
+      const { sign, header } = await get()
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
-      const claims = { jti: crypto.randomUUID(), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
+      // jti: randomUUID is the fastest where there is one; 128 random bits are as unique elsewhere.
+      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
-      return input + '.' + b64u(await crypto.subtle.sign(SIGN, pair.privateKey, encoder.encode(input)))
+      return input + '.' + b64u(await sign(encoder.encode(input)))
     },
     nonce(url, response) {
       const value = response.headers.get('dpop-nonce')
@@ -75,7 +110,8 @@ export function createDPoP(
     async reset(remove) {
       key = undefined
       nonces.clear()
-      if (remove) await store.delete(id).catch(() => {})
+      // A platform signer's key is the app's: logout leaves it where it is.
+      if (remove && !('sign' in keys)) await keys.delete(id).catch(() => {})
     },
   }
 }

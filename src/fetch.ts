@@ -18,7 +18,7 @@ export interface TokenSource {
 /** The `error` parameter of a `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9449 §7.1). */
 const challengeError = (challenge: string) => /\berror="?([\w-]+)/.exec(challenge)?.[1]
 
-export function createAuthorizedFetch({ origins, resourceOf, send, dpop }: Context, { current, renew, canRefresh }: TokenSource) {
+export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto }: Context, { current, renew, canRefresh }: TokenSource) {
   // The `ath` claim of each access token, computed once (RFC 9449 §4.2).
   const ath = new WeakMap<SharedToken, Promise<string>>()
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -41,7 +41,7 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop }: Conte
       const headers = new Headers(base ? base.headers : init?.headers)
       headers.set('authorization', token.type + ' ' + token.at)
       if (token.type == 'DPoP') {
-        if (!ath.has(token)) ath.set(token, sha256(token.at!))
+        if (!ath.has(token)) ath.set(token, sha256(crypto, token.at!))
         headers.set('dpop', await dpop!.proof(method, url, await ath.get(token)))
       }
       const options = { ...init, method, headers }

@@ -3,8 +3,8 @@ import { createStore, promisifyRequest } from 'idb-keyval'
 /**
  * Where latchkey keeps its CryptoKey objects (the DPoP key pair and, when `persist` is on, the
  * AES-GCM key and the encrypted refresh token). Values are structured-clonable; a store must keep
- * CryptoKey objects as objects, never as exported key material. Plug in a platform keychain
- * (React Native, Capacitor) by implementing these three methods.
+ * CryptoKey objects as objects, never as exported key material. A key the platform keeps (Secure
+ * Enclave, Android Keystore) is plugged in as `dpop.signer` instead.
  *
  * @example
  * ```ts
@@ -39,7 +39,8 @@ export function memoryKeyStore(): KeyStore {
  */
 export function indexedDBKeyStore(dbName = 'latchkey'): KeyStore {
   let db: ReturnType<typeof createStore> | undefined
-  const store = (mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | IDBTransaction) =>
+  // Async, so that where there is no IndexedDB every call rejects (callers catch) rather than throws.
+  const store = async (mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | IDBTransaction) =>
     (db ??= createStore(dbName, 'keys'))(mode, (s) => promisifyRequest(fn(s)))
   return {
     get: (k) => store('readonly', (s) => s.get(k)),

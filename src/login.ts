@@ -1,14 +1,26 @@
 import { LoginError } from './errors.js'
 import type { AuthorizationParameters } from './types.js'
-import { checkURL, invalid, random, sha256 } from './util.js'
+import { checkURL, here, invalid, random, sha256, type WebCrypto } from './util.js'
 
 const PREFIX = 'latchkey:login:'
 
 /**
- * Where a login in progress waits between {@link authorizationRequest} and {@link redirectResult}:
- * the PKCE verifier and the redirect URI, keyed by `state`. Never a token. `sessionStorage` by default.
+ * Where a login in progress waits between `authorizationUrl()` and `handleRedirect()`: the PKCE
+ * verifier and the redirect URI, keyed by `state`; never a token. `sessionStorage` by default; in
+ * React Native, a store such as AsyncStorage or MMKV (methods may return promises).
+ *
+ * @example
+ * ```ts
+ * import AsyncStorage from '@react-native-async-storage/async-storage'
+ * createTokenManager({ ..., loginStore: AsyncStorage })
+ * ```
  */
-export type LoginStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>
+export interface LoginStore {
+  /** The value under `key`, or `null`/`undefined`. */
+  getItem(key: string): string | null | undefined | PromiseLike<string | null | undefined>
+  setItem(key: string, value: string): void | PromiseLike<void>
+  removeItem(key: string): void | PromiseLike<void>
+}
 
 /** What the authorization response is checked against (RFC 9207). */
 export interface IssuerCheck {
@@ -18,36 +30,45 @@ export interface IssuerCheck {
   issParameterRequired?: boolean | undefined
 }
 
-const loginStore = (store?: LoginStore): LoginStore => store ?? globalThis.sessionStorage ?? invalid('sessionStorage', 'missing')
+/** What a login needs of the token manager's options. */
+export interface LoginConfig extends IssuerCheck {
+  crypto: WebCrypto
+  clientId: string
+  /** Where a login in progress waits; `sessionStorage` when not given. */
+  loginStore?: LoginStore | undefined
+}
+
+const storeOf = ({ loginStore }: Pick<LoginConfig, 'loginStore'>): LoginStore =>
+  loginStore ?? globalThis.sessionStorage ?? invalid('loginStore', 'missing')
 
 /**
  * Builds an authorization code request URL (PKCE S256, `state`, `dpop_jkt` when `jkt` is given)
- * and keeps the verifier and redirect URI in `store` under the new `state`.
+ * and keeps the verifier and redirect URI in the login store under the new `state`.
  */
 export async function authorizationRequest(
-  clientId: string,
+  config: LoginConfig,
   { authorizationEndpoint, redirectUri, scope, resource, extraParameters }: AuthorizationParameters,
   jkt: string | undefined,
-  store?: LoginStore,
 ): Promise<string> {
+  const { crypto } = config
   const url = checkURL(authorizationEndpoint, 'authorizationEndpoint')
-  const verifier = random(32)
-  const state = random(16)
+  const verifier = random(crypto, 32)
+  const state = random(crypto, 16)
   const q = url.searchParams
   const params: Record<string, string | undefined> = {
     ...extraParameters,
     response_type: 'code',
-    client_id: clientId,
+    client_id: config.clientId,
     redirect_uri: redirectUri,
     scope,
     state,
-    code_challenge: await sha256(verifier),
+    code_challenge: await sha256(crypto, verifier),
     code_challenge_method: 'S256',
     dpop_jkt: jkt,
   }
   for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
   for (const r of [resource ?? []].flat()) q.append('resource', r)
-  loginStore(store).setItem(PREFIX + state, verifier + ' ' + redirectUri)
+  await storeOf(config).setItem(PREFIX + state, verifier + ' ' + redirectUri)
   return url.href
 }
 
@@ -55,11 +76,12 @@ export async function authorizationRequest(
  * Reads the authorization response at the redirect URI: a known, unused `state` (forgotten once
  * read), no `error`, the RFC 9207 `iss` when an issuer is known, and a `code`.
  */
-export function redirectResult(input: string | URL, check: IssuerCheck = {}, store?: LoginStore) {
-  const q = new URL(input, globalThis.location?.href).searchParams
+export async function redirectResult(input: string | URL, check: IssuerCheck & Pick<LoginConfig, 'loginStore'> = {}) {
+  const q = new URL(input, here()).searchParams
   const key = PREFIX + q.get('state')
-  const saved = loginStore(store).getItem(key)
-  loginStore(store).removeItem(key)
+  const store = storeOf(check)
+  const saved = await store.getItem(key)
+  await store.removeItem(key)
   if (!saved) throw new LoginError('unknown state')
   // RFC 9207: a response from another server (mix-up attack) is refused before its error or code is used.
   const iss = q.get('iss')

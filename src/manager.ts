@@ -1,5 +1,5 @@
 import { browserCrossTab, localCrossTab, type CrossTab } from './crosstab.js'
-import { createDPoP } from './dpop.js'
+import { createDPoP, type DPoPSigner } from './dpop.js'
 import { createEvents } from './events.js'
 import { createAuthorizedFetch } from './fetch.js'
 import { indexedDBKeyStore, memoryKeyStore, type KeyStore } from './keystore.js'
@@ -37,11 +37,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     typeof options.crossTab == 'object'
       ? options.crossTab
       : (options.crossTab !== false && browserCrossTab(config.id)) || localCrossTab()
+  const { crypto } = config
   const dpopOption = options.dpop ?? true
-  const keyStore: KeyStore =
-    typeof dpopOption == 'object' ? dpopOption.keyStore : globalThis.indexedDB ? indexedDBKeyStore() : memoryKeyStore()
-  const dpop = dpopOption ? createDPoP(keyStore, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), warn) : undefined
-  const vault = config.persist ? createVault(keyStore, config.id, warn) : undefined
+  const { keyStore, signer } = typeof dpopOption == 'object' ? (dpopOption as { keyStore?: KeyStore; signer?: DPoPSigner }) : {}
+  const keys = signer ?? keyStore ?? (globalThis.indexedDB ? indexedDBKeyStore() : memoryKeyStore())
+  const dpop = dpopOption ? createDPoP(crypto, keys, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), warn) : undefined
+  // With a signer, `persist` needs a key store of its own (checked with the options).
+  const vault = config.persist ? createVault(crypto, keyStore ?? (keys as KeyStore), config.id, warn) : undefined
 
   const context: Context = { ...config, send, tabs, dpop, vault, emit, redact: (text) => state.redact(text) }
   const revoke = async (token: string | undefined) => {
@@ -97,9 +99,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       // RFC 8707: the grant covers every API; each token is then asked for one of them.
       const resource = [parameters.resource ?? [], ...[...config.resourceOf.values()].map((r) => r.resource)].flat()
       const authorizationEndpoint = parameters.authorizationEndpoint ?? config.authorizationEndpoint
-      return authorizationRequest(clientId, { ...parameters, authorizationEndpoint, resource }, await dpop?.jkt())
+      return authorizationRequest(config, { ...parameters, authorizationEndpoint, resource }, await dpop?.jkt())
     },
-    handleRedirect: async (input) => exchangeCode(redirectResult(input, config)),
+    handleRedirect: async (input) => exchangeCode(await redirectResult(input, config)),
     setTokens: async (response) => state.install(parseTokenResponse(response, 'setTokens', !!dpop), 'set'),
     exchangeCode,
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),

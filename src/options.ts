@@ -3,10 +3,12 @@ import type { DPoP } from './dpop.js'
 import type { Emit } from './events.js'
 import type { RefreshEndpoint, TokenManagerOptions } from './types.js'
 import type { Vault } from './vault.js'
-import { checkURL, invalid } from './util.js'
+import { checkURL, invalid, type WebCrypto } from './util.js'
 
 /** The options of one token manager, checked once, with what follows from them; fixed from then on. */
-export interface Config extends TokenManagerOptions {
+export interface Config extends Omit<TokenManagerOptions, 'crypto'> {
+  /** The WebCrypto every cryptographic operation of this manager goes through. */
+  crypto: WebCrypto
   /** Invariant 2: the only origins whose requests ever get a token. */
   origins: Set<string>
   /** RFC 8707: the origins with a token of their own, and the `resource` (and `scope`) to ask for it. */
@@ -60,9 +62,13 @@ export function resolveOptions(options: TokenManagerOptions): Config {
   if (tokenEndpoint || !own) checkURL(tokenEndpoint, 'tokenEndpoint')
   if (revocationEndpoint) checkURL(revocationEndpoint, 'revocationEndpoint')
   const refreshEndpoint = typeof own == 'string' ? { url: own } : typeof own == 'object' ? own : undefined
-  if (options.persist && !(options.dpop ?? true)) invalid('persist', 'needs dpop')
+  const dpop = options.dpop ?? true
+  const crypto = options.crypto ?? globalThis.crypto
+  if (dpop && !crypto?.subtle) invalid('crypto', 'missing')
+  // The vault lives in a key store: a platform signer brings none of its own.
+  if (options.persist && !(dpop === true || (dpop && dpop.keyStore))) invalid('persist', 'needs a dpop key store')
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
   const timeout = (options.timeoutSeconds ?? 10) * 1000
   if (!(leeway >= 0 && timeout > 0)) invalid('refreshLeewaySeconds or timeoutSeconds')
-  return { ...options, origins, resourceOf, mainOrigin, refreshEndpoint, leeway, timeout, id: clientId + '@' + (tokenEndpoint ?? refreshEndpoint?.url ?? '') }
+  return { ...options, crypto, origins, resourceOf, mainOrigin, refreshEndpoint, leeway, timeout, id: clientId + '@' + (tokenEndpoint ?? refreshEndpoint?.url ?? '') }
 }

@@ -1,6 +1,9 @@
 import type { CrossTab } from './crosstab.js'
 import type { LatchkeyError } from './errors.js'
+import type { DPoPSigner } from './dpop.js'
 import type { KeyStore } from './keystore.js'
+import type { LoginStore } from './login.js'
+import type { WebCrypto } from './util.js'
 
 /**
  * A token response (RFC 6749 §5.1) as JSON: what a token endpoint, a custom refresh endpoint or
@@ -88,10 +91,27 @@ export interface TokenManagerOptions {
   /**
    * Bind tokens to a non-extractable ES256 key with DPoP (RFC 9449). `true` keeps the key in
    * IndexedDB where it exists (in memory elsewhere); `{ keyStore }` plugs in another store;
-   * `false` uses plain Bearer tokens.
+   * `{ signer }` signs with a key kept outside JavaScript (Secure Enclave, Android Keystore), which
+   * `logout()` leaves in place; `false` uses plain Bearer tokens.
    * @default true
+   * @example { signer: { publicJwk: await NativeKey.publicJwk(), sign: (data) => NativeKey.sign(data) } }
    */
-  dpop?: boolean | { keyStore: KeyStore }
+  dpop?: boolean | { keyStore: KeyStore } | { signer: DPoPSigner; /** Where `persist` keeps its record; required with it. */ keyStore?: KeyStore }
+  /**
+   * The WebCrypto every cryptographic operation goes through: key generation, signatures, digests,
+   * random values and UUIDs, the `persist` encryption. Inject one where there is no global
+   * `crypto.subtle` (React Native, old WebViews) or to keep two managers apart. Required when DPoP
+   * is on.
+   * @default globalThis.crypto
+   * @example (await import('node:crypto')).webcrypto
+   */
+  crypto?: WebCrypto
+  /**
+   * Where `authorizationUrl()` leaves the PKCE verifier for `handleRedirect()` (never a token).
+   * Without `sessionStorage` (React Native), login through latchkey needs one.
+   * @default globalThis.sessionStorage
+   */
+  loginStore?: LoginStore
   /**
    * Refresh through the app's own endpoint or function instead of the `refresh_token` grant at
    * `tokenEndpoint`.
@@ -122,7 +142,7 @@ export interface TokenManagerOptions {
   /**
    * Keep the session across reloads of the last tab: the refresh token (DPoP-bound only) is stored
    * in IndexedDB encrypted with AES-GCM under a non-extractable key. Access tokens are never
-   * stored. Throws a TypeError when DPoP is off.
+   * stored. Throws a TypeError when DPoP is off, or with a `dpop.signer` and no `dpop.keyStore`.
    * @default false
    */
   persist?: boolean

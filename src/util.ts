@@ -8,9 +8,12 @@ export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
 
 export const b64uJSON = (value: unknown): string => b64u(encoder.encode(JSON.stringify(value)))
 
-export const random = (bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
+/** The WebCrypto every cryptographic operation goes through (the `crypto` option); `randomUUID` is optional. */
+export type WebCrypto = Pick<Crypto, 'subtle' | 'getRandomValues'> & { randomUUID?(): string }
 
-export const sha256 = async (text: string): Promise<string> =>
+export const random = (crypto: WebCrypto, bytes = 32): string => b64u(crypto.getRandomValues(new Uint8Array(bytes)))
+
+export const sha256 = async (crypto: WebCrypto, text: string): Promise<string> =>
   b64u(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
 
 export const now = (): number => Date.now()

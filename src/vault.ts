@@ -1,7 +1,7 @@
 // Reload survival (opt-in `persist`): the DPoP-bound refresh token, AES-GCM encrypted under a
 // non-extractable key, in the key store. Invariant 1: never an access token, never a plain string.
 import type { KeyStore } from './keystore.js'
-import { encoder } from './util.js'
+import { encoder, type WebCrypto } from './util.js'
 
 /** A refresh token as the vault gives it back: no access token, its generation and logout epoch. */
 export interface StoredSession {
@@ -20,7 +20,7 @@ interface Record {
 
 export type Vault = ReturnType<typeof createVault>
 
-export function createVault(store: KeyStore, id: string, warn: (code: string) => void) {
+export function createVault(crypto: WebCrypto, store: KeyStore, id: string, warn: (code: string) => void) {
   const name = 'rt:' + id
   // Every save makes a new key, so the zero IV never meets the same key twice.
   const gcm = { name: 'AES-GCM', iv: new Uint8Array(12), additionalData: encoder.encode(id) }

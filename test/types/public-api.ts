@@ -15,8 +15,12 @@ import {
   type SessionInfo,
   type TokenManager,
   type TokenResponse,
+  type DPoPSigner,
+  type LoginStore,
+  type WebCrypto,
 } from '../../src/index.js'
 import { kyHooks } from '../../src/ky.js'
+import { connectTokenManager, serveTokenManager } from '../../src/worker.js'
 
 const tm: TokenManager = createTokenManager({
   clientId: 'spa',
@@ -28,6 +32,24 @@ const tm: TokenManager = createTokenManager({
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: { url: '/auth/refresh', credentials: 'include' } })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: async ({ signal }) => (await fetch('/r', { signal })).json() })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: memoryKeyStore() }, persist: true, crossTab: false })
+
+// Other runtimes: an injected WebCrypto, a platform signer, a login store (sync or async).
+const webCrypto: WebCrypto = globalThis.crypto
+const signer: DPoPSigner = {
+  publicJwk: Promise.resolve({ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }),
+  sign: async () => new Uint8Array(64),
+}
+const asyncStore: LoginStore = { getItem: async () => null, setItem: async () => {}, removeItem: async () => {} }
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: webCrypto, dpop: { keyStore: memoryKeyStore() }, crossTab: false, loginStore: asyncStore })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle, getRandomValues: (a) => crypto.getRandomValues(a) }, dpop: { signer } })
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer, keyStore: memoryKeyStore() }, persist: true, loginStore: sessionStorage })
+
+// @ts-expect-error a WebCrypto needs subtle and getRandomValues
+createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle } })
+// @ts-expect-error a platform signer needs sign
+createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer: { publicJwk: { kty: 'EC' } } } })
+// @ts-expect-error a login store's getItem gives a string, not an object
+createTokenManager({ clientId: 'spa', allowedOrigins: [], loginStore: { getItem: () => ({}), setItem() {}, removeItem() {} } })
 
 // @ts-expect-error clientId is required
 createTokenManager({ allowedOrigins: [] })
@@ -97,3 +119,16 @@ export async function discovery() {
   const required: AuthorizationServer = { issuer, tokenEndpoint: token, issParameterRequired: false }
   void [revocation, required]
 }
+
+// Worker mode: the same options in the worker, the same interface in the page.
+const inPage: TokenManager = connectTokenManager(new Worker(new URL('./auth-worker.js', import.meta.url), { type: 'module' }))
+const inWorker: TokenManager = serveTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: ['https://api.example'] })
+const channel = new MessageChannel()
+serveTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: '/auth/refresh' }, channel.port1)
+connectTokenManager(channel.port2)
+export const workerApi = ky.create({ hooks: kyHooks(inPage) })
+void inWorker
+// @ts-expect-error serveTokenManager takes the options of createTokenManager
+serveTokenManager({ allowedOrigins: [] })
+// @ts-expect-error connectTokenManager needs something that speaks postMessage
+connectTokenManager('/auth-worker.js')
