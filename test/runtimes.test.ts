@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTokenManager,
+  discover,
   isLatchkeyError,
   memoryKeyStore,
   type DPoPSigner,
@@ -197,7 +198,10 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
     const loginStore = asyncLoginStore()
     const keyStore = memoryKeyStore()
     const { fetch, proofs } = recordingFetch()
-    const tm = native({ crypto, dpop: { keyStore }, loginStore, fetch })
+    // RFC 8414 discovery needs no browser global either; its result spreads into the options.
+    const as = await discover(demo.issuer)
+    expect(as).toMatchObject({ issuer: demo.issuer, tokenEndpoint: demo.tokenEndpoint, authorizationEndpoint: demo.authorizationEndpoint, revocationEndpoint: demo.revocationEndpoint })
+    const tm = native({ ...as, crypto, dpop: { keyStore }, loginStore, fetch })
     const warnings: string[] = []
     tm.on('warning', ({ code }) => warnings.push(code))
     const before = await counts()
