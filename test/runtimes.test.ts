@@ -3,7 +3,7 @@
 // in a realm without the browser's globals, with injected parts only: `crypto`, a key store or a
 // platform signer, a login store, no cross-tab mechanism.
 import { createHash, generateKeyPairSync, sign as nodeSign, verify, webcrypto } from 'node:crypto'
-import { Worker } from 'node:worker_threads'
+import { BroadcastChannel as NodeBroadcastChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTokenManager,
@@ -293,6 +293,44 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
       await me(tm)
       await tm.logout()
       expect(calls.generateKey).toBe(1)
+      expect(warnings).toEqual([])
+      tm.dispose()
+    } finally {
+      restoreBrowserGlobals()
+      removeBrowserGlobals(INJECTED)
+    }
+    expect(reads).toEqual([])
+  })
+
+  it('Web Locks and BroadcastChannel without IndexedDB (newer Node): the lock and channel are used, the shared counters stay at zero', async () => {
+    const { crypto } = countedCrypto()
+    // A Web Locks stand-in: one FIFO chain per name (shared holds never block here).
+    const chains = new Map<string, Promise<unknown>>()
+    const requested: string[] = []
+    const locks = {
+      request(name: string, ...args: unknown[]) {
+        const fn = args.at(-1) as () => Promise<unknown>
+        requested.push(name)
+        if (args.length > 1) return fn()
+        const run = (chains.get(name) ?? Promise.resolve()).then(fn, fn)
+        chains.set(name, run.catch(() => {}))
+        return run
+      },
+      query: async () => ({ held: [] }),
+    }
+    restoreBrowserGlobals()
+    removeBrowserGlobals(['crypto'])
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, get: () => ({ locks }) })
+    Object.defineProperty(globalThis, 'BroadcastChannel', { configurable: true, value: NodeBroadcastChannel })
+    try {
+      const tm = native({ crypto, crossTab: true, loginStore: asyncLoginStore() })
+      const warnings: string[] = []
+      tm.on('warning', ({ code }) => warnings.push(code))
+      await signIn(tm)
+      await tm.refresh()
+      await me(tm)
+      await tm.logout()
+      expect(requested.filter((name) => name.endsWith(':refresh')).length).toBeGreaterThanOrEqual(3) // login, refresh, logout
       expect(warnings).toEqual([])
       tm.dispose()
     } finally {
