@@ -52,9 +52,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const state = new SessionState(context, revoke)
   const { refresh, current, renew } = createRefresh(context, state)
 
+  // Back online or visible: refresh the main token ahead of the next call if it is due.
   const resume = () => {
-    const s = state.session
-    if (s && isDue(s, config.leeway) && !offline() && globalThis.document?.visibilityState != 'hidden') refresh('resume').catch(() => {})
+    const token = tokenFor(state.session, config.mainOrigin)
+    if (token && isDue(token, config.leeway) && !offline() && globalThis.document?.visibilityState != 'hidden') refresh('resume').catch(() => {})
   }
   globalThis.addEventListener?.('online', resume)
   globalThis.document?.addEventListener('visibilitychange', resume)

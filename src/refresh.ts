@@ -37,7 +37,8 @@ export function createRefresh(context: Context, state: SessionState) {
   // token's origin: a session ended since does not wait for it.
   const pending = new Map<string, Promise<SharedToken>>()
   const keyOf = (origin?: string) => state.localEpoch + ' ' + origin
-  const inFlight = (origin?: string) => pending.get(keyOf(origin))
+  // Most calls find nothing in flight: they skip building the key.
+  const inFlight = (origin?: string) => (pending.size ? pending.get(keyOf(origin)) : undefined)
 
   /**
    * The lock can be granted before the last holder's tokens reach this tab: wait for the generation

@@ -145,7 +145,7 @@ export class SessionState {
     }
     check()
     await tabs.write({ gen: s.generation, epoch })
-    await vault?.save(s)
+    await vault?.save(s, fresh.type)
     await this.#announce(s)
     check()
     return this.#adopt(s, reason, origin)

@@ -27,9 +27,10 @@ export function createVault(crypto: WebCrypto, store: KeyStore, id: string, warn
   const forget = () => store.delete(name).catch(() => {})
   return {
     forget,
-    async save(s: { rt?: string | undefined; type: string; generation: number; logoutEpoch: number }) {
+    /** Keeps the refresh token of `s`, if its tokens are DPoP-bound (`tokenType`); otherwise forgets. */
+    async save(s: { rt?: string | undefined; generation: number; logoutEpoch: number }, tokenType: string) {
       try {
-        if (!s.rt || s.type != 'DPoP') return await forget()
+        if (!s.rt || tokenType != 'DPoP') return await forget()
         const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
         const data = await crypto.subtle.encrypt(gcm, key, encoder.encode(s.rt))
         await store.set(name, { key, data, generation: s.generation, logoutEpoch: s.logoutEpoch } satisfies Record)

@@ -132,6 +132,42 @@ describe('resources: one access token per API', () => {
     expect(url.searchParams.getAll('resource')).toEqual(['urn:extra', 'urn:orders', 'urn:billing'])
   })
 
+  it('with persist, a reload restores the session: the resource token counts as DPoP-bound', async () => {
+    const apis = await twoApis({ dpop: true })
+    const { as, orders } = apis
+    const keyStore = memoryKeyStore()
+    const before = manager(as, apis, { dpop: { keyStore }, persist: true })
+    await before.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })
+    before.dispose()
+    // a reload: a new manager over the same key store
+    const after = manager(as, apis, { dpop: { keyStore }, persist: true })
+    expect(await after.restore()).toBe(true)
+    expect((await after.fetch(orders.url('/o'))).status).toBe(200)
+    expect(as.counts.resources).toEqual(['urn:orders'])
+    expect(after.status()).toMatchObject({ origin: orders.origin, tokenType: 'DPoP' })
+  })
+
+  it('coming back online refreshes nothing while the main API token is fresh', async () => {
+    const apis = await twoApis()
+    const { as } = apis
+    const target = new EventTarget()
+    const g = globalThis as unknown as Record<string, unknown>
+    const saved = [g.addEventListener, g.removeEventListener]
+    g.addEventListener = target.addEventListener.bind(target)
+    g.removeEventListener = target.removeEventListener.bind(target)
+    cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
+    const tm = manager(as, apis, { dpop: false })
+    cleanups.push(() => tm.dispose())
+    await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })
+    target.dispatchEvent(new Event('online'))
+    await sleep(50)
+    expect(as.counts.refresh).toBe(0)
+    advance(61)
+    target.dispatchEvent(new Event('online'))
+    for (let i = 0; i < 100 && as.counts.refresh < 1; i++) await sleep(5)
+    expect(as.counts.resources).toEqual(['urn:orders'])
+  })
+
   it('refuses bad resources: not an origin, no indicator', () => {
     const base = { clientId: 'spa', tokenEndpoint: 'https://as.example/token', crossTab: false } as const
     expect(() => createTokenManager({ ...base, resources: { 'https://api.example/path': 'urn:x' } })).toThrow(TypeError)
