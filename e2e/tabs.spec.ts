@@ -354,6 +354,48 @@ test('a tab opened later is signed in at once, from the other tabs, without a to
   await expectCleanStorage([page, later.page], tokens)
 })
 
+test(`a Retry-After learnt in one tab holds back all ${TABS} tabs: the others send no token request until it passes`, async ({ page, context, demo, tokens }) => {
+  const RETRY_AFTER = 8
+  const tabs = await signInWithTabs(page, context, demo)
+  // One call per tab first, so each tab holds the API's DPoP nonce and only the refresh is under test.
+  for (const tab of tabs) expect((await runAction(tab, 'call-api')).state).toBe('ok')
+  const tokenRequests = tabs.map(() => 0)
+  tabs.forEach((tab, i) =>
+    tab.on('request', (request) => void (request.url() === demo.config.tokenEndpoint && request.method() === 'POST' && tokenRequests[i]!++)))
+  const before = asCounts(demo)
+
+  // The API now rejects the shared token, and the token endpoint answers 503 with Retry-After.
+  demo.as.setUnavailable(RETRY_AFTER)
+  await runAction(page, 'expire')
+  const first = await runAction(page, 'call-api')
+  expect(first.state).toBe('bad')
+  expect(first.text).toContain('invalid_response')
+  const learnt = Date.now()
+  expect(demo.as.counts.unavailable).toBe(1)
+
+  // Every other tab needs a refresh too: each fails fast with retry_later and sends nothing.
+  for (const tab of tabs.slice(1)) {
+    const held = await runAction(tab, 'call-api')
+    expect(held.state).toBe('bad')
+    expect(held.text).toMatch(/retry_later: .* \(retry in [1-8] s\)/)
+  }
+  expect(Date.now() - learnt, 'the held-back calls ran inside the wait').toBeLessThan(RETRY_AFTER * 1000)
+  expect(tokenRequests).toEqual([1, ...tabs.slice(1).map(() => 0)])
+  expect(demo.as.counts.unavailable).toBe(1)
+  expect(asCounts(demo)).toEqual(before)
+
+  // Once the wait is over, one refresh in one tab serves them all.
+  demo.as.setUnavailable(0)
+  await page.waitForTimeout(Math.max(0, learnt + RETRY_AFTER * 1000 + 100 - Date.now()))
+  expect((await runAction(tabs[1]!, 'call-api')).state).toBe('ok')
+  // (a nonce that changed during the wait costs the refresh one more request: use_dpop_nonce)
+  expect(tokenRequests).toEqual([1, 1 + demo.as.counts.useDpopNonce - before.useDpopNonce, ...tabs.slice(2).map(() => 0)])
+  expect(demo.as.counts.refreshToken).toBe(before.refreshToken + 1)
+  for (const tab of tabs.slice(2)) expect((await runAction(tab, 'call-api')).state).toBe('ok')
+  expect(demo.as.counts.refreshToken).toBe(before.refreshToken + 1)
+  await expectCleanStorage(tabs, tokens)
+})
+
 test(`logout in tab 1 signs out all ${TABS} tabs; their next call sends no token`, async ({ page, context, demo, tokens }) => {
   const tabs = await signInWithTabs(page, context, demo)
   // Every tab can call the API with the shared session before the logout.

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib'
  */
 export const budgets = {
   // The whole entry, discover() included; an app that never imports discover pays `withoutDiscovery`.
-  'latchkey.min.js': { entry: 'latchkey', limit: 8471 },
+  'latchkey.min.js': { entry: 'latchkey', limit: 9000 },
   'ky.min.js': { entry: 'latchkey/ky', limit: 1000 },
 }
 
@@ -22,7 +22,7 @@ export const budgets = {
  * The core entry as an app that does not import `discover` bundles it (test/size.test.ts builds
  * it): discovery tree-shakes away, so this is the core's budget from before discovery existed.
  */
-export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: 7800 }
+export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: 8200 }
 
 /** gzip level 9 size in bytes. */
 export const gzipSize = (code) => gzipSync(Buffer.from(code), { level: 9 }).length

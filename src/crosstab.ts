@@ -3,7 +3,8 @@ import { indexedDBKeyStore } from './keystore.js'
 /**
  * An access token as it travels between tabs of one origin (in memory, over BroadcastChannel).
  * Wire names: `at` the access token, `type` its token type, `exp` its expiry (ms since the epoch,
- * local clock), `life` its lifetime in ms, `scope` its scope.
+ * local clock), `life` its lifetime in ms, `scope` its scope, `due` when it is refreshed (drawn once,
+ * at its first use, so that every tab refreshes it at the same time).
  */
 export interface SharedToken {
   at?: string | undefined
@@ -11,6 +12,7 @@ export interface SharedToken {
   exp?: number | undefined
   life?: number | undefined
   scope?: string | undefined
+  due?: number | undefined
 }
 
 /**
@@ -34,6 +36,10 @@ export interface SharedCounters {
   gen: number
   /** Advanced by every logout; sessions of an older epoch are dead. */
   epoch: number
+  /** No token request from any tab before this time (ms since the epoch): a server's `Retry-After`, or a backoff. */
+  wait?: number | undefined
+  /** Failed refreshes in a row, for the backoff; every new token set resets it (and `wait`). */
+  fails?: number | undefined
 }
 
 /**

@@ -15,6 +15,7 @@ export type LatchkeyErrorCode =
   | 'timeout'
   | 'no_session'
   | 'login_error'
+  | 'retry_later'
 
 /** What an error may carry besides its message. */
 export interface LatchkeyErrorOptions {
@@ -26,6 +27,8 @@ export interface LatchkeyErrorOptions {
   error?: string | undefined
   /** The server's `error_description`. */
   description?: string | undefined
+  /** How long to wait before the next token request, ms. */
+  retryAfter?: number | undefined
 }
 
 const brand = Symbol.for('latchkey.error')
@@ -40,14 +43,20 @@ export class LatchkeyError extends Error {
   readonly description?: string
   /** The HTTP status of the response that caused the error, when there was one. */
   readonly status?: number
+  /**
+   * Milliseconds until this client sends a token request again: a server's `Retry-After`, or the
+   * backoff after failed refreshes. Set on `retry_later` errors and on the 429 or 503 that began the wait.
+   */
+  readonly retryAfter?: number
   /** The response that caused the error, when there was one (non-enumerable; its body is consumed). */
   declare readonly response?: Response
 
-  constructor(code: LatchkeyErrorCode, message: string, { response, error, description, ...cause }: LatchkeyErrorOptions = {}) {
+  constructor(code: LatchkeyErrorCode, message: string, { response, error, description, retryAfter, ...cause }: LatchkeyErrorOptions = {}) {
     super(message, cause)
     this.code = code
     if (error) this.error = error
     if (description) this.description = description
+    if (retryAfter! >= 0) this.retryAfter = retryAfter!
     if (response) this.status = response.status
     Object.defineProperties(this, { [brand]: { value: true }, response: { value: response } })
   }
@@ -103,6 +112,13 @@ export type NoSessionError = InstanceType<typeof NoSessionError>
  */
 export const LoginError = kind('login_error', 'LoginError')
 export type LoginError = InstanceType<typeof LoginError>
+/**
+ * `retry_later`: a refresh was needed while this client holds back its token requests (the
+ * server's `Retry-After`, or the backoff after failed refreshes, in any tab); no request was sent.
+ * `retryAfter` says in how many milliseconds a token request goes out again.
+ */
+export const RetryLaterError = kind('retry_later', 'RetryLaterError')
+export type RetryLaterError = InstanceType<typeof RetryLaterError>
 
 /**
  * Tells whether `value` is a latchkey error, optionally of one `code`. Works across realms (iframes)

@@ -2,6 +2,7 @@
 // refresh, one retry. How a refresh works inside is not its business.
 import type { SharedToken } from './crosstab.js'
 import { isDPoPNonceError } from './dpop.js'
+import { NetworkError } from './errors.js'
 import type { Context } from './options.js'
 import { discard, here, sha256 } from './util.js'
 
@@ -43,7 +44,17 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto 
         if (!ath.has(token)) ath.set(token, sha256(crypto, token.at!))
         headers.set('dpop', await dpop!.proof(method, url, await ath.get(token)))
       }
-      const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, { ...init, method, headers }))
+      const options = { ...init, method, headers }
+      const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, options)).catch((e) => {
+        // No response: a NetworkError with the platform's error as its cause (ky retries it like any
+        // network error). An abort by the caller's own signal stays its reason, and bad arguments
+        // stay a TypeError (building the Request throws it), as with fetch.
+        if (!(base ?? init)?.signal?.aborted) {
+          base || new Request(url, options)
+          e = new NetworkError(method + ' ' + url.origin + url.pathname + ' failed', { cause: e })
+        }
+        throw e
+      })
       dpop?.nonce(url, res)
       if (res.status != 401 || !replayable) return res
       const challenge = res.headers.get('www-authenticate') ?? ''

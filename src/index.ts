@@ -14,6 +14,7 @@ export {
   TimeoutError,
   NoSessionError,
   LoginError,
+  RetryLaterError,
   isLatchkeyError,
   type LatchkeyErrorCode,
   type LatchkeyErrorOptions,

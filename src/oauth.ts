@@ -21,6 +21,8 @@ export type TokenSet = SharedSession
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
 
 const MAX_LIFETIME = 366 * 86400
+/** The longest `Retry-After` obeyed, ms: a longer one is a server's mistake, not a reason to stop for days. */
+const MAX_RETRY_AFTER = 600_000
 /** The most characters of a server's `error` or `error_description` that an error keeps. */
 const MAX_TEXT = 200
 
@@ -63,6 +65,18 @@ export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit 
     return { res, json: await readJSON(res) }
   })
 
+/**
+ * Invariant 10: the `Retry-After` of a 429 or 503 (delta-seconds or an HTTP date, RFC 9110 §10.2.3)
+ * in ms, capped at {@link MAX_RETRY_AFTER}; a date in the past is 0, anything unreadable none.
+ */
+const retryAfterOf = (res: Response) => {
+  const value = res.headers.get('retry-after')
+  if (value && (res.status == 429 || res.status == 503)) {
+    const ms = /^\d+$/.test(value) ? +value * 1000 : Date.parse(value) - now()
+    if (ms == ms) return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER)
+  }
+}
+
 /** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */
 export function tokenFailure(wire: Wire, res: Response, json: unknown, where: string, refreshing: 'token' | 'own' | false) {
   const o = isObject(json) ? json : {}
@@ -79,7 +93,7 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
         : error
           ? OAuthError
           : ResponseError
-  return new Kind(message, { response: res, error, description })
+  return new Kind(message, { response: res, error, description, retryAfter: retryAfterOf(res) })
 }
 
 /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */

@@ -2,12 +2,16 @@
 // per token) and across tabs (a lock, then a wait for the generation the last holder wrote), with
 // every late result checked against logout.
 import type { SharedCounters, SharedToken } from './crosstab.js'
-import { NetworkError, NoSessionError, SessionExpiredError, type LatchkeyError } from './errors.js'
+import { NetworkError, NoSessionError, RetryLaterError, SessionExpiredError, type LatchkeyError } from './errors.js'
 import { parseTokenResponse, timed, tokenRequest, type TokenSet } from './oauth.js'
 import type { Context } from './options.js'
 import { holdsAccessToken, isDue, isExpired, tokenFor, tokenInfo, type Session, type SessionState } from './session.js'
 import type { RefreshReason } from './types.js'
-import { here, offline } from './util.js'
+import { here, now, offline } from './util.js'
+
+/** The backoff after failed refreshes, ms: the first retry is free, then full jitter over 1 s, 2 s, 4 s, … up to 30 s. */
+const BACKOFF_BASE = 1000
+const BACKOFF_CAP = 30_000
 
 /** The session is over (as opposed to a failure that may pass). */
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
@@ -63,6 +67,27 @@ export function createRefresh(context: Context, state: SessionState) {
   }
 
   /**
+   * Invariant 10, the authorization server is never stormed: no token request, from any tab, before
+   * the time the shared counters hold; a refresh that is needed meanwhile fails fast.
+   */
+  const holdBack = ({ wait = 0 }: SharedCounters) => {
+    const retryAfter = wait - now()
+    if (retryAfter > 0) throw new RetryLaterError('token requests held back', { retryAfter })
+  }
+
+  /**
+   * Invariant 10: after a failed refresh, the time before the next token request, for every tab:
+   * the server's `Retry-After`, and from the second failure in a row a backoff with full jitter
+   * (never past the expiry of a still-valid token, which is refreshed then).
+   */
+  const backOff = (counters: SharedCounters, error: LatchkeyError, token?: SharedToken) => {
+    const fails = (counters.fails ?? 0) + 1
+    let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
+    if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
+    return tabs.write({ ...counters, fails, wait: now() + Math.max(error.retryAfter ?? 0, backoff) })
+  }
+
+  /**
    * Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock, so
    * the grants of several resources never overlap and each presents the newest refresh token.
    */
@@ -78,6 +103,7 @@ export function createRefresh(context: Context, state: SessionState) {
       // Another call or tab brought a new token while this one waited.
       if (token?.at != before && !isDue(token, leeway)) return token!
       if (!basis?.rt && !own) throw new NoSessionError('not signed in')
+      holdBack(counters)
       let fresh: TokenSet
       try {
         fresh = await grant(context, basis, origin)
@@ -85,7 +111,10 @@ export function createRefresh(context: Context, state: SessionState) {
         const error = e as LatchkeyError
         state.assertStillSignedIn(epochAtStart)
         if (error.code == 'session_expired') state.expire(error)
-        else emit('refresh-error', { reason, error })
+        else {
+          await backOff(counters, error, token)
+          emit('refresh-error', { reason, error })
+        }
         throw error
       }
       counters = await tabs.read()

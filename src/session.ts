@@ -32,13 +32,26 @@ export const tokenInfo = (t: SharedToken, generation: number, origin?: string): 
   origin,
 })
 
-/**
- * Due for a refresh: no access token, or within `leeway` ms of expiry. The leeway is capped at a
- * quarter of the token's lifetime, or short-lived tokens would be refreshed on every call.
- */
-export const isDue = (t: SharedToken | undefined, leeway: number) => !t?.at || (!!t.exp && now() >= t.exp - Math.min(leeway, (t.life ?? 0) / 4))
+/** However short a token's lifetime says it is, it serves this long (ms) before a refresh is due. */
+const MIN_REUSE = 1000
 
-export const isExpired = (t: SharedToken | undefined) => isDue(t, 0)
+/**
+ * Due for a refresh: no access token, or past its refresh time. The leeway is capped at a quarter
+ * of the token's lifetime, or short-lived tokens would be refreshed on every call.
+ *
+ * Invariant 10, spread: each token's refresh time is drawn once, at random, inside its leeway
+ * window: between `expiry − leeway` and `expiry − leeway / 2` (the last half of the configured
+ * leeway stays a margin; a capped window keeps no spread), so that clients whose tokens were issued
+ * together do not refresh together. Never sooner than {@link MIN_REUSE} after the token arrived.
+ */
+export const isDue = (t: SharedToken | undefined, leeway: number) => {
+  if (!t?.at) return true
+  const { exp, life = 0 } = t
+  const window = Math.min(leeway, life / 4)
+  return !!exp && now() >= (t.due ??= Math.max(exp - life + MIN_REUSE, exp - window + Math.random() * Math.max(0, window - leeway / 2)))
+}
+
+export const isExpired = (t: SharedToken | undefined) => !t?.at || (!!t.exp && now() >= t.exp)
 
 /** How many token values `redact` remembers: the current ones and several rotated-out generations. */
 const REMEMBERED = 64
@@ -208,7 +221,7 @@ export class SessionState {
       await tabs.lock('refresh', async () => {
         const c = await tabs.read()
         this.#logoutEpoch = Math.max(c.epoch + 1, this.#logoutEpoch)
-        await tabs.write({ gen: c.gen, epoch: this.#logoutEpoch })
+        await tabs.write({ ...c, epoch: this.#logoutEpoch })
         await this.#revoke(s?.rt)
         await vault?.forget()
       })

@@ -123,8 +123,10 @@ export interface TokenManagerOptions {
    */
   refresh?: string | RefreshEndpoint | ((context: RefreshContext) => Promise<TokenResponse>)
   /**
-   * Refresh this long before the access token expires. Capped at a quarter of the token's
-   * lifetime so short-lived tokens are not refreshed on every call.
+   * Refresh this long before the access token expires, at the latest half this long: each token's
+   * refresh time is drawn at random in between, so that clients whose tokens were issued together
+   * do not refresh together. Capped at a quarter of the token's lifetime so short-lived tokens are
+   * not refreshed on every call; a token is used for at least a second whatever its lifetime.
    * @default 30
    */
   refreshLeewaySeconds?: number
@@ -213,7 +215,11 @@ export interface TokenManager {
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>
   /** The current access token (of `origin`'s resource, with `resources`), refreshed first when due. Prefer `fetch`. */
   getAccessToken(origin?: string): Promise<string>
-  /** Refreshes now, or joins the refresh already running. */
+  /**
+   * Refreshes now, or joins the refresh already running. It does not bypass a wait before token
+   * requests (a server's `Retry-After`, or the backoff after failed refreshes, learnt in any tab):
+   * meanwhile it rejects at once, without a request, with `retry_later` and `retryAfter` in ms.
+   */
   refresh(): Promise<void>
   /**
    * The current access token without its value (of `origin`'s resource, with `resources`), or

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHash } from 'node:crypto'
 import { createTokenManager, isLatchkeyError, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { kyHooks } from '../src/ky.js'
-import { startApi, startTokenServer, type TokenServer } from './support/servers.js'
+import { json, serve, startApi, startTokenServer, type TokenServer } from './support/servers.js'
 import { startResource } from './support/ky-helpers.js'
 import { kyVersions } from './support/ky-versions.js'
 
@@ -297,6 +297,32 @@ describe.each(kyVersions)('$name', ({ ky, major, HTTPError, isTimeoutError, pref
       expect((await client(tm, server.origin).get('b', { signal: aborted.signal }).catch((e) => e)).name).toBe('AbortError')
       await tm.getAccessToken()
       expect(server.requests).toHaveLength(0)
+    })
+
+    it('a reset connection is latchkey\u2019s NetworkError, which ky 1 retries like any network error', async () => {
+      const as = await tokenServer()
+      const seen: (string | undefined)[] = []
+      const flaky = await serve((req, res) => (seen.push(req.headers.authorization), seen.length == 1 || req.url == '/y' ? req.socket.destroy() : json(res, 200, { ok: true })))
+      cleanups.push(flaky.close)
+      const tm = manager(as, [flaky.origin])
+      const seeded = as.seed()
+      await tm.setTokens(seeded)
+      if (major == 1) {
+        expect(await client(tm, flaky.origin, { retry: { limit: 2, delay: () => 1 } }).get('x').json()).toEqual({ ok: true })
+        expect(seen).toEqual(['Bearer ' + seeded.access_token, 'Bearer ' + seeded.access_token])
+      } else {
+        // ky 2 retries only the network errors of its own fetch; the request here runs in a
+        // beforeRequest hook, so ky 2 hands the typed error over at once.
+        const first = await client(tm, flaky.origin, { retry: { limit: 2, delay: () => 1 } }).get('x').catch((e) => e)
+        expect(isLatchkeyError(first, 'network_error')).toBe(true)
+        expect(await client(tm, flaky.origin).get('x').json()).toEqual({ ok: true })
+        expect(seen).toHaveLength(2)
+      }
+      // without ky's retry, the error is typed and carries the platform's error as its cause
+      const error = await client(tm, flaky.origin).get('y').catch((e) => e)
+      expect(isLatchkeyError(error, 'network_error')).toBe(true)
+      expect(error.cause).toBeInstanceOf(TypeError)
+      expect(seen).toHaveLength(3)
     })
 
     it('no session: the latchkey error surfaces and ky does not retry it', async () => {

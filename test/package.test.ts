@@ -75,7 +75,7 @@ describe('installed offline in a scratch project', () => {
     const { stdout } = await run(process.execPath, ['main.js'], { cwd: app, timeout: 30_000 })
     const out = JSON.parse(stdout) as Record<string, unknown>
     expect(out.exports).toEqual([
-      'DPoPProofError', 'LatchkeyError', 'LoginError', 'NetworkError', 'NoSessionError', 'OAuthError', 'ResponseError',
+      'DPoPProofError', 'LatchkeyError', 'LoginError', 'NetworkError', 'NoSessionError', 'OAuthError', 'ResponseError', 'RetryLaterError',
       'SessionExpiredError', 'TimeoutError', 'createTokenManager', 'discover', 'indexedDBKeyStore', 'isLatchkeyError', 'memoryKeyStore',
     ])
     expect(out.kyExports).toEqual(['kyHooks'])

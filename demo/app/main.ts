@@ -36,7 +36,7 @@ function el(tag: string, attributes: Record<string, string> = {}, ...children: (
 }
 
 function errorText(error: unknown): string {
-  if (isLatchkeyError(error)) return `${error.code}: ${error.message}`
+  if (isLatchkeyError(error)) return `${error.code}: ${error.message}${error.retryAfter == null ? '' : ` (retry in ${Math.ceil(error.retryAfter / 1000)} s)`}`
   return error instanceof Error ? error.message : String(error)
 }
 

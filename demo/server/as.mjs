@@ -110,7 +110,7 @@ function recordIssuedTokens(res, issued) {
  *   issuer: string, url: string, port: number, provider: Provider,
  *   counts: { authorizationCode: number, refreshToken: number, invalidGrant: number, useDpopNonce: number,
  *     revocations: number, grantsRevoked: number, other: number },
- *   issuedTokens(): string[], setRequireNonce(value: boolean): void, stop(): Promise<void> }>}
+ *   issuedTokens(): string[], setRequireNonce(value: boolean): void, setUnavailable(retryAfterSeconds: number): void, stop(): Promise<void> }>}
  * @example
  * const as = await startAuthServer({ resource: api.origin, redirectUris: [`${app}/`], corsOrigins: [app] })
  */
@@ -130,7 +130,11 @@ export async function startAuthServer({
   const state = { requireNonce }
   const counts = {
     authorizationCode: 0, refreshToken: 0, invalidGrant: 0, useDpopNonce: 0, revocations: 0, grantsRevoked: 0, other: 0,
+    /** Token requests answered 503 by `setUnavailable`. */
+    unavailable: 0,
   }
+  // Seconds of Retry-After while the token endpoint plays unavailable (503); 0: it works.
+  let unavailableFor = 0
 
   // Listen first: the issuer must carry the real port, and the provider needs the issuer up front.
   let handler = (req, res) => { res.statusCode = 503; res.end() }
@@ -247,6 +251,15 @@ export async function startAuthServer({
   // Every access, refresh and ID token of this run, for the demo page's storage inspector.
   const issued = new Set()
 
+  /** A token endpoint under load: 503 with Retry-After, readable by the SPA's origin (CORS exposes it). */
+  function unavailable(req, res) {
+    counts.unavailable += 1
+    const origin = req.headers.origin
+    const cors = corsOrigins.includes(origin) ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'retry-after' } : {}
+    req.resume()
+    res.writeHead(503, { 'content-type': 'text/html', 'retry-after': String(unavailableFor), ...cors }).end('<html>busy</html>')
+  }
+
   async function interaction(req, res, uid, isLogin) {
     const details = await provider.interactionDetails(req, res)
     if (details.uid !== uid) {
@@ -290,6 +303,7 @@ export async function startAuthServer({
       })
       return
     }
+    if (unavailableFor && req.method === 'POST' && pathname === tokenPath) return unavailable(req, res)
     if (req.method === 'POST' && pathname === tokenPath) recordIssuedTokens(res, issued)
     if (req.method === 'POST' && pathname === revocationPath) {
       // oidc-provider emits no success event for revocation; count what the client saw.
@@ -308,6 +322,12 @@ export async function startAuthServer({
     issuedTokens: () => [...issued],
     /** @param {boolean} value */
     setRequireNonce(value) { state.requireNonce = Boolean(value) },
+    /**
+     * Makes the token endpoint answer every POST with 503 and `Retry-After: seconds`, as a server
+     * under load does; 0 restores it.
+     * @param {number} seconds
+     */
+    setUnavailable(seconds) { unavailableFor = seconds },
     stop: () => close(server),
   }
 }
