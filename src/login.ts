@@ -80,8 +80,9 @@ export async function redirectResult(input: string | URL, check: IssuerCheck & P
   const q = new URL(input, here()).searchParams
   const key = PREFIX + q.get('state')
   const store = storeOf(check)
-  const saved = await store.getItem(key)
-  await store.removeItem(key)
+  // Read and removed in one go: a redirect handled twice at once (a deep link delivered twice) must
+  // not find the verifier twice even in an async store, or its code is exchanged twice.
+  const [saved] = await Promise.all([store.getItem(key), store.removeItem(key)])
   if (!saved) throw new LoginError('unknown state')
   // RFC 9207: a response from another server (mix-up attack) is refused before its error or code is used.
   const iss = q.get('iss')

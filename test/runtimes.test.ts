@@ -272,6 +272,24 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
     tm.dispose()
   })
 
+  it('one redirect handled twice at once (a deep link delivered twice) exchanges its code once, with an async login store', async () => {
+    const { crypto } = countedCrypto()
+    const tm = native({ crypto, dpop: { keyStore: memoryKeyStore() }, loginStore: asyncLoginStore() })
+    const url = await tm.authorizationUrl({ redirectUri: REDIRECT, scope: 'openid offline_access api:read', resource: demo.apiOrigin })
+    const redirect = await authorize(url)
+    const before = await counts()
+    const results = await Promise.allSettled([tm.handleRedirect(redirect), tm.handleRedirect(redirect)])
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    expect(isLatchkeyError((results.find((r) => r.status == 'rejected') as PromiseRejectedResult).reason, 'login_error')).toBe(true)
+    // A second exchange of the code would have made oidc-provider revoke the tokens of the first.
+    const after = await counts()
+    expect(after.as.authorizationCode - before.as.authorizationCode).toBe(1)
+    expect(after.as.invalidGrant - before.as.invalidGrant).toBe(0)
+    await me(tm)
+    await tm.logout()
+    expect(reads).toEqual([])
+  })
+
   it('two managers use their own crypto, never each other\'s', async () => {
     const a = countedCrypto()
     const b = countedCrypto()
