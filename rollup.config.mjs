@@ -14,10 +14,10 @@ import { sizeReport } from './scripts/size.mjs'
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 
 /** Entry points: name in dist/ → source. */
-export const entries = { index: 'src/index.ts', ky: 'src/ky.ts' }
+export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts' }
 
 /** The browser build's file for each entry. */
-export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js' }
+export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js' }
 
 /** Peers (and their subpaths) stay imports; dependencies are bundled. */
 const external = (id) => id == 'ky' || id.startsWith('ky/')

@@ -4,6 +4,7 @@
 // a ratio, so both sides pay the same CORS checks and the same (cached) preflight.
 
 import { createTokenManager } from '/latchkey.min.js'
+import { connectTokenManager } from '/worker.min.js'
 import { sideBySide, timeSequential } from '/lib.mjs'
 
 const subtle = crypto.subtle
@@ -80,6 +81,29 @@ const figures = {
       a: () => timeSequential(async () => drain(await tm.fetch(url)), n),
       b: () => timeSequential(floor, n),
     })
+  },
+
+  /**
+   * (w): worker mode's tm.fetch (the page's handle, the session in a module worker) vs tm.fetch of
+   * a manager in the page, both with DPoP and the defaults an app gets, against the same API.
+   */
+  async w({ api, at, n, rounds }) {
+    const url = api + '/api/items'
+    const inPage = createTokenManager({ clientId: 'bench-page', tokenEndpoint: api + '/token', allowedOrigins: [api] })
+    await inPage.setTokens(session(at, 'DPoP'))
+    const worker = new Worker('/bench-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
+    const inWorker = connectTokenManager(worker)
+    // (The bench's token is made up: handing it over from the page is fine here.)
+    await inWorker.setTokens(session(at, 'DPoP'))
+    try {
+      return await sideBySide({
+        rounds,
+        a: () => timeSequential(async () => drain(await inWorker.fetch(url)), n),
+        b: () => timeSequential(async () => drain(await inPage.fetch(url)), n),
+      })
+    } finally {
+      worker.terminate()
+    }
   },
 }
 

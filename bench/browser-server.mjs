@@ -4,6 +4,8 @@
 //
 //   page origin   GET /                   the bench page
 //                 GET /latchkey.min.js    the built package (dist/latchkey.min.js)
+//                 GET /worker.min.js      worker mode's build (dist/worker.min.js)
+//                 GET /bench-worker.mjs   the module worker of (w): serveTokenManager for ?api=
 //                 GET /lib.mjs            bench/lib.mjs, the same rounds and medians as in Node
 //                 GET /perf_hooks.mjs     `performance` for lib.mjs (the page maps node:perf_hooks here)
 //                 GET /browser-page.mjs   the figures, run inside the page
@@ -30,9 +32,16 @@ const PAGE = `<!doctype html>
 <script type="importmap">{ "imports": { "node:perf_hooks": "/perf_hooks.mjs" } }</script>
 <script type="module" src="/browser-page.mjs"></script>
 `
+// The worker of (w): a token manager configured like the in-page one, its API from the URL.
+const WORKER = `import { serveTokenManager } from '/worker.min.js'
+const api = new URL(location.href).searchParams.get('api')
+serveTokenManager({ clientId: 'bench-worker', tokenEndpoint: api + '/token', allowedOrigins: [api] })
+`
 const files = {
   '/': ['text/html; charset=utf-8', PAGE],
   '/latchkey.min.js': ['text/javascript', readFileSync(here('../dist/latchkey.min.js'))],
+  '/worker.min.js': ['text/javascript', readFileSync(here('../dist/worker.min.js'))],
+  '/bench-worker.mjs': ['text/javascript', WORKER],
   '/lib.mjs': ['text/javascript', readFileSync(here('lib.mjs'))],
   '/perf_hooks.mjs': ['text/javascript', 'export const performance = globalThis.performance\n'],
   '/browser-page.mjs': ['text/javascript', readFileSync(here('browser-page.mjs'))],

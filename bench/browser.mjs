@@ -1,12 +1,14 @@
 // `npm run bench:browser`: figures (b), (c) and (c′) of bench/run.mjs again, measured inside real
-// Chromium (Debian's /usr/bin/chromium; driven by Playwright, then with nothing attached) against a cross-origin loopback API.
-// See bench/README.md, "In Chromium".
+// Chromium (Debian's /usr/bin/chromium; driven by Playwright, then with nothing attached) against a cross-origin loopback API,
+// and (w), worker mode's tm.fetch against the in-page one. See bench/README.md, "In Chromium".
 //
-//   node bench/browser.mjs [--quick] [--only b,c] [--update]
+//   node bench/browser.mjs [--quick] [--only b,c,w] [--update]
 //
-// Runs the built browser package (dist/latchkey.min.js; rebuilt first when older than src/). Prints
-// a Markdown table and, after a full run, writes it with the machine and browser to
-// bench/results/last-run-browser.md; with --update also to the tracked bench/last-run-browser.md. Stops itself: bounded loops, and a watchdog that ends the run.
+// Runs the built browser packages (dist/latchkey.min.js, dist/worker.min.js; rebuilt first when
+// older than src/). Prints a Markdown table and, after a full run, writes it with the machine and
+// browser to bench/results/last-run-browser.md ((b), (c)) and bench/results/last-run-worker.md
+// ((w)); with --update also to the tracked bench/last-run-browser.md and bench/last-run-worker.md.
+// Stops itself: bounded loops, and a watchdog that ends the run.
 
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -18,19 +20,20 @@ import { chromium } from 'playwright'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['b', 'c']
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['b', 'c', 'w']
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const started = performance.now()
 const load = os.loadavg()
 
-if (!only.includes('b') && !only.includes('c')) {
-  console.log('bench:browser: nothing to run (it measures b and c)')
+if (!['b', 'c', 'w'].some((id) => only.includes(id))) {
+  console.log('bench:browser: nothing to run (it measures b, c and w)')
   process.exit(0)
 }
 
 // --- the built package -------------------------------------------------------------------------
-// The core's browser build only; ky.min.js is not needed here.
-await ensureBuilt('dist/latchkey.min.js', ({ min }) => min[0])
+// The core's browser build, and worker mode's; ky.min.js is not needed here.
+await ensureBuilt('dist/latchkey.min.js', ({ min, entries }) => min[Object.keys(entries).indexOf('index')])
+await ensureBuilt('dist/worker.min.js', ({ min, entries }) => min[Object.keys(entries).indexOf('worker')])
 
 // --- everything that must stop: servers, browsers, profile dirs --------------------------------
 let child
@@ -130,7 +133,7 @@ try {
   const n = 50
   const rounds = quick ? 11 : 41
   const spec = { api, at, n, rounds }
-  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : [])]
+  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : [])]
   const us = (ms) => ((ms / n) * 1000).toFixed(0) + ' µs'
   const quartiles = (xs) => {
     const s = [...xs].sort((x, y) => x - y)
@@ -140,6 +143,7 @@ try {
     b: ['tm.fetch with a Bearer token vs raw fetch, cross-origin loopback HTTP', 1.05, 'raw fetch'],
     c: ['tm.fetch with DPoP vs raw fetch with the same headers, cross-origin loopback HTTP', 1.45, 'raw fetch'],
     "c'": ['tm.fetch with DPoP vs the floor of a DPoP request (1 sign + 1 digest + raw fetch with the same headers)', null, 'floor'],
+    w: ['worker mode: tm.fetch through connectTokenManager vs in-page tm.fetch, both DPoP, cross-origin loopback HTTP', 1.1, 'in-page tm.fetch', 'worker-mode tm.fetch'],
   }
   const modes = [
     ['Chromium, driven by Playwright', withPlaywright],
@@ -155,9 +159,9 @@ try {
         if (r.authorization != 'DPoP ' + at) throw new Error('the DPoP session sent no DPoP authorization header')
         continue
       }
-      const [text, goal, other] = what[id]
+      const [text, goal, other, measured = 'tm.fetch'] = what[id]
       const detail =
-        `tm.fetch ${us(r.a)} per request, ${other} ${us(r.b)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ` +
+        `${measured} ${us(r.a)} per request, ${other} ${us(r.b)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ` +
         `${rounds} rounds × ${n} sequential requests; ${r.requests} API requests, ${r.preflight} preflight${r.preflight == 1 ? '' : 's'}`
       results.push({ id, what: `${text}, ${where}`, ratio: r.ratio, goal, detail })
       const mark = goal == null ? '' : r.ratio <= goal ? '  (goal ≤ ' + goal + '×: met)' : '  (goal ≤ ' + goal + '×: MISSED)'
@@ -167,14 +171,19 @@ try {
 
   // --- report ------------------------------------------------------------------------------------
   const machine = describeMachine(load, `${browserVersion ?? 'Chromium'} (headless), Node ${process.version}`)
-  const table = resultTable(results)
   const when = new Date().toISOString().slice(0, 10)
-  const text =
-    `## Chromium\n\nMeasured ${when} with \`npm run bench:browser\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${table}\n\n` +
-    `Details:\n\n${results.map((r) => `- (${r.id}) ${r.what.split(', ').at(-1)}: ${r.detail}`).join('\n')}\n`
-  console.log('\n' + text)
+  const report = (title, rows) =>
+    `## ${title}\n\nMeasured ${when} with \`npm run bench:browser\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${resultTable(rows)}\n\n` +
+    `Details:\n\n${rows.map((r) => `- (${r.id}) ${r.what.split(', ').at(-1)}: ${r.detail}`).join('\n')}\n`
+  const core = results.filter((r) => r.id != 'w')
+  const worker = results.filter((r) => r.id == 'w')
+  const text = report('Chromium', core)
+  const workerText = report('Chromium: worker mode', worker)
+  if (core.length) console.log('\n' + text)
+  if (worker.length) console.log('\n' + workerText)
   console.log(`bench:browser took ${((performance.now() - started) / 1000).toFixed(0)} s`)
   if (!quick && only.includes('b') && only.includes('c')) saveReport('last-run-browser.md', text, args)
+  if (!quick && only.includes('w')) saveReport('last-run-worker.md', workerText, args)
 } catch (e) {
   console.error(e)
   process.exitCode = 1

@@ -25,11 +25,13 @@ function staticFiles() {
 }
 
 export default {
-  input: here('./app/main.ts'),
+  // The page, and worker mode's module worker (the page starts it with new Worker(url, { type: 'module' })).
+  input: { app: here('./app/main.ts'), 'auth-worker': here('./app/auth-worker.ts') },
   output: {
     dir: here('./dist'),
     format: 'es',
-    entryFileNames: 'app.js',
+    entryFileNames: '[name].js',
+    chunkFileNames: 'chunk-[hash].js',
     sourcemap: true,
   },
   plugins: [

@@ -10,9 +10,12 @@ export async function press(locator: Locator): Promise<void> {
   await (test.info().project.use.hasTouch ? locator.tap() : locator.click())
 }
 
-/** Signs in through the real authorization server: the demo's button, then the one-click page. */
-export async function signIn(page: Page, demo: Demo): Promise<void> {
-  await page.goto(demo.appUrl)
+/**
+ * Signs in through the real authorization server: the demo's button, then the one-click page.
+ * `appUrl` picks the mode (`demo.appUrl + '?mode=worker'` for worker mode).
+ */
+export async function signIn(page: Page, demo: Demo, appUrl = demo.appUrl): Promise<void> {
+  await page.goto(appUrl)
   await press(page.locator('#sign-in'))
   await page.waitForURL((url) => url.origin === demo.as.issuer && url.pathname.startsWith('/interaction/'))
   await press(page.getByRole('button', { name: 'Continue as demo user' }))

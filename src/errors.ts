@@ -16,6 +16,7 @@ export type LatchkeyErrorCode =
   | 'no_session'
   | 'login_error'
   | 'retry_later'
+  | 'unsupported'
 
 /** What an error may carry besides its message. */
 export interface LatchkeyErrorOptions {

@@ -1,26 +1,8 @@
 import { LoginError } from './errors.js'
-import type { AuthorizationParameters } from './types.js'
+import type { AuthorizationParameters, LoginStore } from './types.js'
 import { checkURL, here, invalid, random, sha256, type WebCrypto } from './util.js'
 
 const PREFIX = 'latchkey:login:'
-
-/**
- * Where a login in progress waits between `authorizationUrl()` and `handleRedirect()`: the PKCE
- * verifier and the redirect URI, keyed by `state`; never a token. `sessionStorage` by default; in
- * React Native, a store such as AsyncStorage or MMKV (methods may return promises).
- *
- * @example
- * ```ts
- * import AsyncStorage from '@react-native-async-storage/async-storage'
- * createTokenManager({ ..., loginStore: AsyncStorage })
- * ```
- */
-export interface LoginStore {
-  /** The value under `key`, or `null`/`undefined`. */
-  getItem(key: string): string | null | undefined | PromiseLike<string | null | undefined>
-  setItem(key: string, value: string): void | PromiseLike<void>
-  removeItem(key: string): void | PromiseLike<void>
-}
 
 /** What the authorization response is checked against (RFC 9207). */
 export interface IssuerCheck {

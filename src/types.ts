@@ -2,7 +2,6 @@ import type { CrossTab } from './crosstab.js'
 import type { LatchkeyError } from './errors.js'
 import type { DPoPSigner } from './dpop.js'
 import type { KeyStore } from './keystore.js'
-import type { LoginStore } from './login.js'
 import type { WebCrypto } from './util.js'
 
 /**
@@ -236,4 +235,22 @@ export interface TokenManager {
    * not ended (use `logout()` for that); the manager is not to be used afterwards.
    */
   dispose(): void
+}
+
+/**
+ * Where a login in progress waits between `authorizationUrl()` and `handleRedirect()`: the PKCE
+ * verifier and the redirect URI, keyed by `state`; never a token. `sessionStorage` by default; in
+ * React Native, a store such as AsyncStorage or MMKV (methods may return promises).
+ *
+ * @example
+ * ```ts
+ * import AsyncStorage from '@react-native-async-storage/async-storage'
+ * createTokenManager({ ..., loginStore: AsyncStorage })
+ * ```
+ */
+export interface LoginStore {
+  /** The value under `key`, or `null`/`undefined`. */
+  getItem(key: string): string | null | undefined | PromiseLike<string | null | undefined>
+  setItem(key: string, value: string): void | PromiseLike<void>
+  removeItem(key: string): void | PromiseLike<void>
 }

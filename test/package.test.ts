@@ -36,7 +36,7 @@ afterAll(async () => {
 describe('the packed tarball', () => {
   it('holds the builds, their declarations and nothing of the sources or tests', () => {
     const files = packed.map((f) => f.path).sort()
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'package.json'])
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/worker.js', 'dist/worker.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'dist/worker.min.js', 'package.json'])
       expect(files).toContain(f)
     expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|LICENSE)/.test(f))).toEqual([])
   })
@@ -70,7 +70,7 @@ describe('installed offline in a scratch project', () => {
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
   })
 
-  it('imports both entries and the browser builds; a request through each carries the token', async () => {
+  it('imports every entry and the browser builds; a request through each carries the token, worker mode included', async () => {
     await writeFile(join(app, 'main.js'), CONSUMER)
     const { stdout } = await run(process.execPath, ['main.js'], { cwd: app, timeout: 30_000 })
     const out = JSON.parse(stdout) as Record<string, unknown>
@@ -81,12 +81,18 @@ describe('installed offline in a scratch project', () => {
     expect(out.kyExports).toEqual(['kyHooks'])
     expect(out.minExports).toEqual(out.exports)
     expect(out.kyMinExports).toEqual(['kyHooks'])
+    expect(out.workerExports).toEqual(['connectTokenManager', 'serveTokenManager'])
+    expect(out.workerMinExports).toEqual(out.workerExports)
     expect(out.seen).toEqual([
       { via: 'tm.fetch', authorization: 'Bearer at-1', dpop: false },
       { via: 'ky', authorization: 'Bearer at-1', dpop: false },
       { via: 'min tm.fetch', authorization: 'DPoP at-2', dpop: true },
       { via: 'min ky', authorization: 'DPoP at-2', dpop: true },
+      { via: 'worker', authorization: 'DPoP at-3', dpop: true },
+      { via: 'worker.min.js', authorization: 'DPoP at-4', dpop: true },
     ])
+    // An error from the worker is an instance of the core's class: one copy of the errors in the package.
+    expect(out.sameErrorClass).toBe(true)
    }, 60_000)
 
   it('type-checks a strict consumer against the published declarations (node16 resolution, no skipLibCheck)', async () => {
@@ -116,6 +122,8 @@ import * as core from 'latchkey'
 import * as kyEntry from 'latchkey/ky'
 import * as min from 'latchkey/latchkey.min.js'
 import * as kyMin from 'latchkey/ky.min.js'
+import * as workerEntry from 'latchkey/worker'
+import * as workerMin from 'latchkey/worker.min.js'
 
 const seen = []
 let via = ''
@@ -139,12 +147,39 @@ async function exercise(lib, hooks, type, token, label) {
 }
 await exercise(core, kyEntry, 'Bearer', 'at-1', '')
 await exercise(min, kyMin, 'DPoP', 'at-2', 'min ')
+
+// Worker mode over a MessageChannel: the worker's side on one port, the page's on the other.
+async function overChannel(entry, token, label) {
+  const { port1, port2 } = new MessageChannel()
+  entry.serveTokenManager({ clientId: 'app', tokenEndpoint: origin + '/token', allowedOrigins: [origin], dpop: { keyStore: core.memoryKeyStore() }, crossTab: false }, port1)
+  const tm = entry.connectTokenManager(port2)
+  await tm.setTokens({ access_token: token, token_type: 'DPoP', expires_in: 300 })
+  via = label
+  await (await tm.fetch(origin + '/w')).json()
+  const error = await tm.getAccessToken().catch((e) => e)
+  port1.close()
+  port2.close()
+  return error
+}
+const unsupported = await overChannel(workerEntry, 'at-3', 'worker')
+await overChannel(workerMin, 'at-4', 'worker.min.js')
+const noSession = await (async () => {
+  const { port1, port2 } = new MessageChannel()
+  workerEntry.serveTokenManager({ clientId: 'app', tokenEndpoint: origin + '/token', allowedOrigins: [origin], dpop: false, crossTab: false }, port1)
+  const e = await workerEntry.connectTokenManager(port2).fetch(origin + '/x').catch((e) => e)
+  port1.close()
+  port2.close()
+  return e
+})()
 server.close()
 console.log(JSON.stringify({
   exports: Object.keys(core).sort(),
   kyExports: Object.keys(kyEntry).sort(),
   minExports: Object.keys(min).sort(),
   kyMinExports: Object.keys(kyMin).sort(),
+  workerExports: Object.keys(workerEntry).sort(),
+  workerMinExports: Object.keys(workerMin).sort(),
+  sameErrorClass: noSession instanceof core.NoSessionError && unsupported instanceof core.LatchkeyError && core.isLatchkeyError(unsupported, 'unsupported'),
   seen,
 }))
 `
@@ -153,6 +188,7 @@ const TYPED_CONSUMER = `
 import ky from 'ky'
 import { createTokenManager, discover, isLatchkeyError, type AuthorizationServer, type TokenManager, type TokenManagerOptions } from 'latchkey'
 import { kyHooks } from 'latchkey/ky'
+import { connectTokenManager } from 'latchkey/worker'
 
 export const fromMetadata = async (): Promise<TokenManager> => {
   const as: AuthorizationServer = await discover('https://as.example', { timeoutSeconds: 5 })
@@ -170,6 +206,7 @@ export const probe = async (): Promise<string> => {
     throw e
   }
 }
+export const inPage: TokenManager = connectTokenManager(new MessageChannel().port2)
 // @ts-expect-error: clientId is required
 createTokenManager({ allowedOrigins: [] })
 // @ts-expect-error: kyHooks needs a token manager

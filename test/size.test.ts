@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { rollup, type OutputChunk, type RollupOptions } from 'rollup'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { entries, esm, min, minNames } from '../rollup.config.mjs'
-import { budgets, gzipSize, measure, table, withoutDiscovery } from '../scripts/size.mjs'
+import { budgets, gzipSize, measure, pageBudget, table, withoutDiscovery } from '../scripts/size.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -19,6 +19,30 @@ async function build(config: RollupOptions): Promise<OutputChunk[]> {
   } finally {
     await bundle.close()
   }
+}
+
+/** esbuild --bundle --minify of `entry`, whose './…' imports are the npm build's files (built in memory). */
+async function esbuildOf(entry: string): Promise<string> {
+  const { build: esbuild } = await import('esbuild')
+  const files = new Map((await build(esm)).map((c) => [c.fileName, c.code]))
+  const result = await esbuild({
+    stdin: { contents: entry, loader: 'js', resolveDir: root },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    external: ['ky'],
+    write: false,
+    plugins: [
+      {
+        name: 'in-memory-build',
+        setup(b) {
+          b.onResolve({ filter: /^\.\// }, ({ path }) => ({ path: path.slice(2), namespace: 'dist' }))
+          b.onLoad({ filter: /.*/, namespace: 'dist' }, ({ path }) => ({ contents: files.get(path)!, loader: 'js', resolveDir: root }))
+        },
+      },
+    ],
+  })
+  return result.outputFiles[0]!.text
 }
 
 const modulesOf = (chunk: OutputChunk) =>
@@ -35,7 +59,7 @@ beforeAll(async () => {
 }, 120_000)
 
 describe('size budgets (min+gzip)', () => {
-  it('builds both entries', () => {
+  it('builds every entry', () => {
     expect(Object.keys(browser).sort()).toEqual(Object.keys(budgets).sort())
   })
 
@@ -48,21 +72,19 @@ describe('size budgets (min+gzip)', () => {
 
 describe('as an app\'s bundler sees it', () => {
   it('esbuild --bundle --minify of dist/index.js (ky external) stays within the core budget', async () => {
-    const { build: esbuild } = await import('esbuild')
-    const index = (await build(esm)).find((c) => c.fileName == 'index.js')!
-    const result = await esbuild({
-      stdin: { contents: index.code, loader: 'js', resolveDir: root },
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      external: ['ky'],
-      write: false,
-    })
-    const code = result.outputFiles[0]!.text
+    const code = await esbuildOf(`export * from './index.js'`)
     const gzip = gzipSize(code)
     const { limit } = budgets['latchkey.min.js']
     console.log(`latchkey as bundled by esbuild: ${code.length} B min, ${gzip} B min+gzip (budget ${limit} B)`)
     expect(gzip, `${gzip - limit} B over the ${limit} B budget`).toBeLessThanOrEqual(limit)
+  }, 60_000)
+
+  it(`esbuild of an app importing only connectTokenManager from dist/worker.js: none of the core, within ${pageBudget.limit} B`, async () => {
+    const code = await esbuildOf(`import { connectTokenManager } from './worker.js'; export const tm = connectTokenManager(new Worker('/auth-worker.js'))`)
+    for (const core of ['refresh_token', 'grant_type', 'dpop+jwt', 'AES-GCM']) expect(code).not.toContain(core)
+    const gzip = gzipSize(code)
+    console.log(`latchkey/worker page side as bundled by esbuild: ${code.length} B min, ${gzip} B min+gzip (budget ${pageBudget.limit} B)`)
+    expect(gzip).toBeLessThanOrEqual(pageBudget.limit)
   }, 60_000)
 })
 
@@ -85,10 +107,15 @@ describe('bundle boundaries', () => {
     for (const core of ['dpop+jwt', 'refresh_token', 'invalid_grant', 'AES-GCM', 'LatchkeyError']) expect(ky.code).not.toContain(core)
   })
 
-  it('the npm build has no shared chunk and no dependency imports (idb-keyval is bundled)', async () => {
+  it('the npm build shares one chunk between the core and latchkey/worker, and imports no dependency (idb-keyval is bundled)', async () => {
     const chunks = await build(esm)
-    expect(chunks.map((c) => c.fileName).sort()).toEqual(names.map((n) => n + '.js').sort())
-    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky')).toEqual([])
+    const entryChunks = chunks.filter((c) => c.isEntry)
+    expect(entryChunks.map((c) => c.fileName).sort()).toEqual(names.map((n) => n + '.js').sort())
+    // One copy of the error classes for both entries, so that instanceof works on errors from a worker.
+    const shared = chunks.filter((c) => !c.isEntry)
+    expect(shared).toHaveLength(1)
+    expect(modulesOf(shared[0]!)).toContain('src/errors.ts')
+    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != shared[0]!.fileName)).toEqual([])
   }, 60_000)
 
   /** The core's browser build of an app whose only module is `code` (importing the core as `CORE`). */
@@ -126,5 +153,30 @@ describe('bundle boundaries', () => {
     const [row] = measure({ 'latchkey.min.js': chunk.code })
     console.log(table([{ ...row!, ...withoutDiscovery, ok: row!.gzip <= withoutDiscovery.limit }]))
     expect(row!.gzip).toBeLessThanOrEqual(withoutDiscovery.limit)
+  }, 60_000)
+
+  it(`latchkey/worker, page side: an app importing only connectTokenManager gets none of the core, within ${pageBudget.limit} B`, async () => {
+    const config = min[names.indexOf('worker')]!
+    const entry = 'app:page'
+    const [chunk] = await build({
+      ...config,
+      input: entry,
+      plugins: [
+        {
+          name: 'virtual-entry',
+          resolveId: (id) => (id == entry ? id : id == 'latchkey/worker' ? root + 'src/worker.ts' : null),
+          load: (id) =>
+            id == entry ? `import { connectTokenManager } from 'latchkey/worker'; export const tm = connectTokenManager(new Worker('/auth-worker.js', { type: 'module' }))` : null,
+        },
+        ...(config.plugins as []),
+      ],
+    })
+    const modules = modulesOf(chunk!)
+    for (const core of ['src/manager.ts', 'src/session.ts', 'src/refresh.ts', 'src/fetch.ts', 'src/oauth.ts', 'src/vault.ts', 'src/dpop.ts', 'src/crosstab.ts', 'src/keystore.ts', 'idb-keyval/dist/index.js']) expect(modules).not.toContain(core)
+    // Neither the refresh, nor DPoP, nor persistence, nor the worker's side of the protocol.
+    for (const core of ['refresh_token', 'grant_type', 'dpop+jwt', 'AES-GCM', 'navigator', 'getAccessToken()', 'pipeThrough']) expect(chunk!.code).not.toContain(core)
+    const gzip = gzipSize(chunk!.code.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, ''))
+    console.log(`| \`${pageBudget.entry}\` | ${chunk!.code.length} B min | **${gzip} B** min+gzip | budget ${pageBudget.limit} B |`)
+    expect(gzip, `the page side is ${gzip - pageBudget.limit} B over its budget`).toBeLessThanOrEqual(pageBudget.limit)
   }, 60_000)
 })

@@ -1,7 +1,8 @@
 // The latchkey demo page: sign in at a real authorization server, call a DPoP-checking API,
 // force an expiry, call a third-party origin, and watch storage stay empty of tokens.
 
-import { createTokenManager, isLatchkeyError } from '../../src/index.js'
+import { createTokenManager, isLatchkeyError, type TokenManagerOptions } from '../../src/index.js'
+import { connectTokenManager } from '../../src/worker.js'
 import { inspectStorage } from './storage.js'
 
 interface DemoConfig {
@@ -44,7 +45,7 @@ const config = (await (await fetch('/config.json')).json()) as DemoConfig
 
 const persist = localStorage.getItem(PERSIST_PREFERENCE) === 'on'
 
-const tm = createTokenManager({
+const options: TokenManagerOptions = {
   clientId: config.clientId,
   tokenEndpoint: config.tokenEndpoint,
   revocationEndpoint: config.revocationEndpoint,
@@ -55,8 +56,25 @@ const tm = createTokenManager({
   },
   dpop: true,
   persist,
+  // In the page only: the worker cannot be handed a function, and uses its own fetch.
   fetch: observedFetch,
-})
+}
+
+// Worker mode (/?mode=worker): the same app and the same options, with the session in
+// auth-worker.js (which reads the options from its URL, all but `fetch`); this page gets a handle
+// and never a token. The nonce challenges the worker answers are not shown in this mode.
+const workerMode = new URLSearchParams(location.search).get('mode') === 'worker'
+const home = workerMode ? '/?mode=worker' : '/'
+const redirectUri = workerMode ? `${config.redirectUri}?mode=worker` : config.redirectUri
+
+const tm = workerMode
+  ? connectTokenManager(new Worker(`/auth-worker.js?${new URLSearchParams({ options: JSON.stringify(options) })}`, { type: 'module' }))
+  : createTokenManager(options)
+
+$('mode-name').textContent = workerMode ? 'Worker mode' : 'In-page mode'
+$('mode-switch').textContent = workerMode ? 'Switch to in-page mode' : 'Switch to worker mode'
+$('mode-switch').setAttribute('href', workerMode ? '/' : '/?mode=worker')
+$('mode-note').hidden = !workerMode
 
 // The demo's own messages between its tabs (never a token): "Expire now" and storage changes.
 const demoChannel = new BroadcastChannel('latchkey-demo')
@@ -349,7 +367,7 @@ $('reload-note').textContent = persist
 action('sign-in', async () => {
   const url = await tm.authorizationUrl({
     authorizationEndpoint: config.authorizationEndpoint,
-    redirectUri: config.redirectUri,
+    redirectUri,
     scope: config.scope,
   })
   // Replace, not assign: the Back button after sign-in then leaves the sign-in page out.
@@ -436,7 +454,7 @@ if (redirected) {
     redirected = false
   } finally {
     // The code and state have done their job; keep them out of the address bar and history.
-    history.replaceState(null, '', here.pathname)
+    history.replaceState(null, '', home)
   }
 }
 if (!redirected) {

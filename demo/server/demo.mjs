@@ -62,7 +62,8 @@ export async function startDemo({
       requireNonce,
       resource: api.origin,
       moreResources: { [billing.origin]: 'billing:read' },
-      redirectUris: [`${app.origin}/`, ...extra.map((e) => e.redirectUri)],
+      // The same page in both modes: in-page (/) and worker mode (/?mode=worker).
+      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`, ...extra.map((e) => e.redirectUri)],
       corsOrigins: origins,
     })
     started.push(as)

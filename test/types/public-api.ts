@@ -20,6 +20,7 @@ import {
   type WebCrypto,
 } from '../../src/index.js'
 import { kyHooks } from '../../src/ky.js'
+import { connectTokenManager, serveTokenManager } from '../../src/worker.js'
 
 const tm: TokenManager = createTokenManager({
   clientId: 'spa',
@@ -118,3 +119,16 @@ export async function discovery() {
   const required: AuthorizationServer = { issuer, tokenEndpoint: token, issParameterRequired: false }
   void [revocation, required]
 }
+
+// Worker mode: the same options in the worker, the same interface in the page.
+const inPage: TokenManager = connectTokenManager(new Worker(new URL('./auth-worker.js', import.meta.url), { type: 'module' }))
+const inWorker: TokenManager = serveTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: ['https://api.example'] })
+const channel = new MessageChannel()
+serveTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: '/auth/refresh' }, channel.port1)
+connectTokenManager(channel.port2)
+export const workerApi = ky.create({ hooks: kyHooks(inPage) })
+void inWorker
+// @ts-expect-error serveTokenManager takes the options of createTokenManager
+serveTokenManager({ allowedOrigins: [] })
+// @ts-expect-error connectTokenManager needs something that speaks postMessage
+connectTokenManager('/auth-worker.js')

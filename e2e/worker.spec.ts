@@ -1,0 +1,237 @@
+import type { BrowserContext, Page } from 'playwright/test'
+import { expect, test, type Demo } from './fixtures.js'
+import { redact, runAction, signIn } from './helpers.js'
+
+// Worker mode in real Chromium against the real authorization server: the demo at /?mode=worker
+// runs its token manager in a module worker (demo/app/auth-worker.ts), and the page holds a handle.
+
+test.describe.configure({ mode: 'parallel' })
+
+const workerUrl = (demo: Demo) => demo.appUrl + '?mode=worker'
+
+/** Every token string the authorization server issues from now on, read on the server itself. */
+function issuedTokens(demo: Demo) {
+  const access = new Set<string>()
+  const refresh = new Set<string>()
+  const other = new Set<string>()
+  demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
+    const body = ctx.body ?? {}
+    if (typeof body['access_token'] === 'string') access.add(body['access_token'])
+    if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
+    if (typeof body['id_token'] === 'string') other.add(body['id_token'])
+  })
+  return { access, refresh, all: () => [...access, ...refresh, ...other] }
+}
+
+// V8 names a long string in a snapshot by its first 1024 characters or so: pieces from the start,
+// the middle and (for shorter tokens) the end, each long enough never to match by chance.
+function pieces(token: string): string[] {
+  const size = 32
+  if (token.length <= size) return [token]
+  return [...new Set([Math.min(100, token.length - size), Math.floor((token.length - size) / 2), token.length - size])].map((at) => token.slice(at, at + size))
+}
+
+/** The tokens (labels only) of which some piece occurs in `text`. */
+const found = (text: string, tokens: string[]) => tokens.filter((t) => pieces(t).some((p) => text.includes(p))).map(redact)
+
+/** A V8 heap snapshot of the page's JavaScript realm, taken over the DevTools protocol. */
+async function heapSnapshot(page: Page): Promise<string> {
+  const cdp = await page.context().newCDPSession(page)
+  const chunks: string[] = []
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', ({ chunk }) => chunks.push(chunk))
+  await cdp.send('HeapProfiler.enable')
+  await cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false })
+  await cdp.detach()
+  return chunks.join('')
+}
+
+/**
+ * A script that runs in the page before the app, as an injected script or a compromised
+ * dependency would: it replaces fetch, Headers.prototype.set/append and XHR's setRequestHeader
+ * and keeps every string they are given.
+ */
+async function spyOnRequests(context: BrowserContext) {
+  await context.addInitScript(() => {
+    const seen: string[] = []
+    Object.defineProperty(globalThis, '__spied', { value: seen })
+    const keep = (...values: unknown[]) => {
+      for (const v of values) {
+        if (typeof v === 'string') seen.push(v)
+        else if (v instanceof Request) seen.push(v.url, ...[...v.headers].flat())
+        else if (v && typeof v === 'object') {
+          const headers = (v as RequestInit).headers
+          if (headers) seen.push(...[...new Headers(headers)].flat())
+          if (typeof (v as RequestInit).body === 'string') seen.push((v as RequestInit).body as string)
+        }
+      }
+    }
+    const original = globalThis.fetch
+    globalThis.fetch = function (input: RequestInfo | URL, init?: RequestInit) {
+      keep(input instanceof URL ? input.href : input, init)
+      return original.call(this, input, init)
+    }
+    for (const name of ['set', 'append'] as const) {
+      const method = Headers.prototype[name]
+      Headers.prototype[name] = function (this: Headers, key: string, value: string) {
+        keep(key, value)
+        return method.call(this, key, value)
+      }
+    }
+    // It also keeps every Worker the app starts, to talk to it itself.
+    const workers: Worker[] = []
+    Object.defineProperty(globalThis, '__workers', { value: workers })
+    globalThis.Worker = class extends Worker {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options)
+        workers.push(this)
+      }
+    }
+    const setRequestHeader = XMLHttpRequest.prototype.setRequestHeader
+    XMLHttpRequest.prototype.setRequestHeader = function (this: XMLHttpRequest, key: string, value: string) {
+      keep(key, value)
+      return setRequestHeader.call(this, key, value)
+    }
+  })
+  return (page: Page) => page.evaluate(() => (globalThis as unknown as { __spied: string[] }).__spied.join('\n'))
+}
+
+test('worker mode: sign in, call the API with DPoP, recover from a rejected token, sign out', async ({ page, demo }) => {
+  await signIn(page, demo, workerUrl(demo))
+  await expect(page.locator('#mode-name')).toHaveText('Worker mode')
+  await expect(page.locator('#mode-note')).toBeVisible()
+  expect(demo.as.counts.authorizationCode).toBe(1)
+  // Back at /?mode=worker, without the code and state.
+  expect(new URL(page.url()).search).toBe('?mode=worker')
+  await expect(page.locator('#token-type')).toHaveText('DPoP')
+
+  expect((await runAction(page, 'call-api')).state).toBe('ok')
+  const me = JSON.parse((await page.locator('#result pre').textContent()) ?? '{}')
+  expect(me.sub).toBe('demo')
+  expect(demo.api.counts.lastScheme).toBe('DPoP')
+  // The key that signed the API's proofs is the worker's, the one the page shows.
+  await expect(page.locator('#thumbprint')).toHaveText(me.jkt)
+
+  await runAction(page, 'expire')
+  expect((await runAction(page, 'call-api')).state).toBe('ok')
+  expect(demo.api.counts.unauthorized.invalid_token).toBe(1)
+  expect(demo.as.counts.refreshToken).toBe(1)
+  await expect(page.locator('#refresh-count')).toHaveText('1')
+
+  await page.locator('#sign-out').click()
+  await expect(page.locator('#status-pill')).toHaveText('Signed out')
+  await expect.poll(() => demo.as.counts.revocations).toBe(1)
+})
+
+test.describe('with 4-second access tokens', () => {
+  test.use({ demoOptions: { accessTokenTTL: 4 } })
+
+  test('worker mode: after the access token expires, the next call refreshes exactly once', async ({ page, demo }) => {
+    await signIn(page, demo, workerUrl(demo))
+    expect((await runAction(page, 'call-api')).state).toBe('ok')
+    await expect(page.locator('#session .countdown')).toHaveAttribute('data-state', 'due', { timeout: 10_000 })
+    // (With one token per API, the first call itself got the API's token with a refresh_token grant.)
+    const before = demo.as.counts.refreshToken
+    const generation = Number(await page.locator('#generation').textContent())
+    expect((await runAction(page, 'call-api')).state).toBe('ok')
+    expect(demo.as.counts.refreshToken - before).toBe(1)
+    expect(demo.as.counts.invalidGrant).toBe(0)
+    await expect(page.locator('#generation')).toHaveText(String(generation + 1))
+  })
+})
+
+test('worker mode with persistence: the worker keeps the DPoP key and the encrypted refresh token in IndexedDB, so a reload stays signed in', async ({ page, demo }) => {
+  await page.goto(workerUrl(demo))
+  await Promise.all([page.waitForEvent('load'), page.locator('#persist').click()])
+  await expect(page.locator('#persist')).toBeChecked()
+  expect(new URL(page.url()).search).toBe('?mode=worker')
+  await signIn(page, demo, workerUrl(demo))
+  await expect(page.locator('#thumbprint')).toHaveText(/^[\w-]{43}$/)
+  const thumbprint = await page.locator('#thumbprint').textContent()
+  await page.reload()
+  await expect(page.locator('#status-pill')).toHaveText('Signed in')
+  await expect(page.locator('#events')).toContainText("session restored from this browser's encrypted refresh token")
+  expect(demo.as.counts.refreshToken).toBe(1)
+  expect(demo.as.counts.invalidGrant).toBe(0)
+  // The same key: the refresh token is bound to it.
+  await expect(page.locator('#thumbprint')).toHaveText(thumbprint!)
+  expect((await runAction(page, 'call-api')).state).toBe('ok')
+})
+
+test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ page, context, demo }) => {
+  await signIn(page, demo, workerUrl(demo))
+  const second = await context.newPage()
+  await second.goto(workerUrl(demo))
+  await expect(second.locator('#status-pill')).toHaveText('Signed in')
+  await expect(second.locator('#events')).toContainText('session adopted from another tab')
+  expect(demo.as.counts.authorizationCode).toBe(1)
+  expect(demo.as.counts.refreshToken).toBe(0)
+  const tabs = [page, second]
+  for (const tab of tabs) expect((await runAction(tab, 'call-api')).state).toBe('ok')
+
+  // The API rejects every token so far: both tabs' 30 calls each get a 401 at about the same time.
+  await runAction(page, 'expire')
+  const before = { ...demo.as.counts }
+  for (const tab of tabs) await tab.locator('#batch-size').fill('30')
+  await Promise.all(tabs.map((tab) => tab.locator('#call-many').dispatchEvent('click')))
+  for (const tab of tabs) {
+    await expect(tab.locator('#call-many')).toBeEnabled({ timeout: 20_000 })
+    await expect(tab.locator('#result')).toHaveAttribute('data-state', 'ok')
+  }
+  expect(demo.as.counts.refreshToken - before.refreshToken).toBe(1)
+  expect(demo.as.counts.invalidGrant).toBe(0)
+  expect(demo.as.counts.grantsRevoked).toBe(0)
+  const generations = await Promise.all(tabs.map((tab) => tab.locator('#generation').textContent()))
+  expect(new Set(generations).size).toBe(1)
+
+  await second.locator('#sign-out').click()
+  for (const tab of tabs) await expect(tab.locator('#status-pill')).toHaveText('Signed out')
+  await expect(page.locator('#events')).toContainText('signed out in another tab')
+  await expect.poll(() => demo.as.counts.revocations).toBe(1)
+})
+
+for (const mode of ['worker', 'in-page'] as const) {
+  test(`isolation, ${mode} mode: a heap snapshot of the page and a script that replaced fetch and Headers ${mode == 'worker' ? 'find no token' : 'find the access token'}`, async ({ page, context, demo }) => {
+    const tokens = issuedTokens(demo)
+    const spied = await spyOnRequests(context)
+    await signIn(page, demo, mode == 'worker' ? workerUrl(demo) : demo.appUrl)
+    expect((await runAction(page, 'call-api')).state).toBe('ok')
+    await runAction(page, 'expire')
+    expect((await runAction(page, 'call-api')).state).toBe('ok')
+    expect((await runAction(page, 'call-many')).state).toBe('ok')
+    expect(tokens.access.size).toBe(2)
+    expect(tokens.refresh.size).toBe(2)
+
+    // The hostile script talks to the app's worker itself, asking for a token every way it can.
+    const answers = await page.evaluate(async (api) => {
+      const [worker] = (globalThis as unknown as { __workers: Worker[] }).__workers
+      if (!worker) return []
+      const asks = ['getAccessToken', 'status', 'restore', 'dpopThumbprint', 'refresh', 'session', 'tokens', 'constructor', '__proto__', 'toString', 'issuer']
+      const replies: unknown[] = []
+      worker.addEventListener('message', (e: MessageEvent) => replies.push(e.data))
+      asks.forEach((m, n) => worker.postMessage({ i: 1000 + n, m, a: [] }))
+      worker.postMessage({ i: 2000, m: 'fetch', a: [{ url: api + '/api/me', init: { headers: [] } }] })
+      await new Promise((r) => setTimeout(r, 2000))
+      return replies.map((r) => JSON.stringify(r, (_, v) => (v instanceof ArrayBuffer ? new TextDecoder().decode(v) : v instanceof ReadableStream ? '[stream]' : v)))
+    }, demo.api.origin)
+    if (mode == 'worker') {
+      expect(answers.length).toBeGreaterThanOrEqual(12)
+      expect(answers.join('\n')).toContain('getAccessToken: not a method')
+      expect(found(answers.join('\n'), tokens.all())).toEqual([])
+    }
+
+    const heap = await heapSnapshot(page)
+    const requests = await spied(page)
+    // The spy is in place and saw the app's own requests.
+    expect(requests).toContain('/config.json')
+    expect(heap.length).toBeGreaterThan(1_000_000)
+    if (mode == 'worker') {
+      expect(found(heap, tokens.all())).toEqual([])
+      expect(found(requests, tokens.all())).toEqual([])
+    } else {
+      // The same checks can fail: in the page, the current access token is in memory and in the header the spy saw.
+      const current = [...tokens.access].at(-1)!
+      expect(found(heap, [current])).toEqual([redact(current)])
+      expect(found(requests, [current])).toEqual([redact(current)])
+    }
+  })
+}

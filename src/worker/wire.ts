@@ -1,0 +1,105 @@
+// The messages between a page and the worker that holds its session. Never a token: requests and
+// responses travel without the Authorization and DPoP headers (the worker adds them to its own copy
+// and the response never had them), events and errors are token-free by the core's invariant 6.
+import {
+  DPoPProofError,
+  LatchkeyError,
+  LoginError,
+  NetworkError,
+  NoSessionError,
+  OAuthError,
+  ResponseError,
+  SessionExpiredError,
+  TimeoutError,
+  isLatchkeyError,
+  type LatchkeyErrorClass,
+  type LatchkeyErrorCode,
+} from '../errors.js'
+import type { SessionInfo } from '../types.js'
+
+/**
+ * Anything that speaks `postMessage` with a `message` event: a `Worker` on the page, the worker's
+ * global scope inside it, or either end of a `MessageChannel`.
+ */
+export interface MessageEndpoint {
+  postMessage(message: unknown, transfer: Transferable[]): void
+  /** `error` (a `Worker`'s): the worker's script failed to load or threw. */
+  addEventListener(type: 'message' | 'error', listener: (event: MessageEvent) => void): void
+  removeEventListener(type: 'message', listener: (event: MessageEvent) => void): void
+  /** A `MessagePort` delivers nothing before `start()`; a worker has no such method. */
+  start?(): void
+}
+
+/** An error as it crosses: its class by `code` (latchkey errors) or by `name` (TypeError, AbortError, …). */
+export interface WireError {
+  name: string
+  message: string
+  code?: LatchkeyErrorCode
+  error?: string
+  description?: string
+  status?: number
+}
+
+/**
+ * A request the page sends: what `fetch` needs, the body read into bytes (replayable) or a
+ * `ReadableStream` (sent once, never replayed, as in the core).
+ */
+export interface WireRequest {
+  url: string
+  init: RequestInit & { duplex?: 'half' }
+  /** The page's request has a signal: the worker keeps a way to abort it. */
+  abortable?: 1
+}
+
+/** A response as it crosses: `b` is the body (bytes, a transferred stream, or null). */
+export interface WireResponse {
+  status: number
+  statusText: string
+  headers: [string, string][]
+  url: string
+  b: ArrayBuffer | ReadableStream<Uint8Array> | null
+}
+
+/** An authorization request URL, and what waits in the page's sessionStorage until its redirect. */
+export interface PendingLogin {
+  url: string
+  record: [key: string, value: string]
+}
+
+/** The session of each origin ('' = the default one), as `status()` reports it. */
+export type Snapshot = Record<string, SessionInfo | undefined>
+
+/**
+ * Page → worker (legend: `i` call id, `m` method, `a` arguments; `x` aborts call `i`).
+ * Worker → page: a reply `{ i, r }` or `{ i, e }`, or an event `{ v, d }`; each with `s`, the
+ * session snapshot after it.
+ */
+export type ToWorker = { i: number; m: string; a: unknown[] } | { i: number; x: 1 }
+export type ToPage = { i: number; r?: unknown; e?: WireError; s: Snapshot } | { v: string; d: unknown; s: Snapshot }
+
+/** An error as it crosses (no `cause`, no `response`: the message and the OAuth fields are all). */
+export function wireError(e: unknown): WireError {
+  const { name = 'Error', message = String(e), code, error, description, status } = (e ?? {}) as Partial<LatchkeyError>
+  const wire: WireError = { name, message }
+  if (isLatchkeyError(e)) for (const [key, value] of Object.entries({ code, error, description, status })) if (value !== undefined) Object.assign(wire, { [key]: value })
+  return wire
+}
+
+// Each kind of error, found by the code it gives its instances.
+const kinds: LatchkeyErrorClass<LatchkeyErrorCode>[] = [
+  ResponseError,
+  OAuthError,
+  SessionExpiredError,
+  DPoPProofError,
+  NetworkError,
+  TimeoutError,
+  NoSessionError,
+  LoginError,
+]
+
+/** Rebuilds a crossed error with the class it had, so `isLatchkeyError` and `instanceof` work. */
+export function fromWire({ name, message, code, status, ...fields }: WireError): Error {
+  if (!code) return name == 'TypeError' ? new TypeError(message) : new DOMException(message, name)
+  const Kind = kinds.find((K) => new K('').code == code)
+  return Object.assign(Kind ? new Kind(message, fields) : new LatchkeyError(code, message, fields), { name }, status && { status })
+}
