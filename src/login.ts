@@ -20,6 +20,9 @@ export interface LoginConfig extends IssuerCheck {
   loginStore?: LoginStore | undefined
 }
 
+/** The login store keys being read and removed right now, in this realm. */
+const reading = new Set<string>()
+
 const storeOf = ({ loginStore }: Pick<LoginConfig, 'loginStore'>): LoginStore =>
   loginStore ?? globalThis.sessionStorage ?? invalid('loginStore', 'missing')
 
@@ -62,8 +65,17 @@ export async function redirectResult(input: string | URL, check: IssuerCheck & P
   const q = new URL(input, here()).searchParams
   const key = PREFIX + q.get('state')
   const store = storeOf(check)
-  const saved = await store.getItem(key)
-  await store.removeItem(key)
+  // A redirect handled twice at once (a deep link delivered twice) must not find the verifier twice
+  // while an async store reads and removes it, or its code is exchanged twice.
+  if (reading.has(key)) throw new LoginError('unknown state')
+  reading.add(key)
+  let saved
+  try {
+    saved = await store.getItem(key)
+    await store.removeItem(key)
+  } finally {
+    reading.delete(key)
+  }
   if (!saved) throw new LoginError('unknown state')
   // RFC 9207: a response from another server (mix-up attack) is refused before its error or code is used.
   const iss = q.get('iss')

@@ -227,7 +227,7 @@ export interface TokenManager {
   status(origin?: string): SessionInfo | undefined
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
-  /** Revokes the refresh token, clears memory, deletes the DPoP key and signs out every tab. */
+  /** Revokes the refresh token, clears memory, deletes the DPoP key (a `dpop.signer`'s key stays the app's) and signs out every tab. */
   logout(): Promise<void>
   /**
    * Removes the listeners this manager registered (`online`, `visibilitychange`) and leaves the
