@@ -9,6 +9,7 @@ import {
   NoSessionError,
   OAuthError,
   ResponseError,
+  RetryLaterError,
   SessionExpiredError,
   TimeoutError,
   isLatchkeyError,
@@ -38,6 +39,7 @@ export interface WireError {
   error?: string
   description?: string
   status?: number
+  retryAfter?: number
 }
 
 /**
@@ -79,9 +81,10 @@ export type ToPage = { i: number; r?: unknown; e?: WireError; s: Snapshot } | { 
 
 /** An error as it crosses (no `cause`, no `response`: the message and the OAuth fields are all). */
 export function wireError(e: unknown): WireError {
-  const { name = 'Error', message = String(e), code, error, description, status } = (e ?? {}) as Partial<LatchkeyError>
+  const { name = 'Error', message = String(e), code, error, description, status, retryAfter } = (e ?? {}) as Partial<LatchkeyError>
   const wire: WireError = { name, message }
-  if (isLatchkeyError(e)) for (const [key, value] of Object.entries({ code, error, description, status })) if (value !== undefined) Object.assign(wire, { [key]: value })
+  if (isLatchkeyError(e))
+    for (const [key, value] of Object.entries({ code, error, description, status, retryAfter })) if (value !== undefined) Object.assign(wire, { [key]: value })
   return wire
 }
 
@@ -95,6 +98,7 @@ const kinds: LatchkeyErrorClass<LatchkeyErrorCode>[] = [
   TimeoutError,
   NoSessionError,
   LoginError,
+  RetryLaterError,
 ]
 
 /** Rebuilds a crossed error with the class it had, so `isLatchkeyError` and `instanceof` work. */
