@@ -1,5 +1,5 @@
-// Builds the demo SPA into demo/dist: the app and the SDK compiled from source in one bundle,
-// plus the static files. `npm start` runs this through the rollup JS API (demo/build.mjs).
+// Builds the demo SPA into demo/dist: the app and the SDK compiled from source in one bundle, worker
+// mode's worker in another, plus the static files. `npm start` runs this through the rollup JS API (demo/build.mjs).
 
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -24,19 +24,16 @@ function staticFiles() {
   }
 }
 
-export default {
-  // The page, and worker mode's module worker (the page starts it with new Worker(url, { type: 'module' })).
-  input: { app: here('./app/main.ts'), 'auth-worker': here('./app/auth-worker.ts') },
-  output: {
-    dir: here('./dist'),
-    format: 'es',
-    entryFileNames: '[name].js',
-    chunkFileNames: 'chunk-[hash].js',
-    sourcemap: true,
-  },
+const bundle = (name, plugins = []) => ({
+  input: here(`./app/${name == 'app' ? 'main' : name}.ts`),
+  output: { dir: here('./dist'), format: 'es', entryFileNames: `${name}.js`, sourcemap: true },
   plugins: [
     nodeResolve({ browser: true }),
     typescript({ tsconfig: here('./tsconfig.json'), outDir: here('./dist'), noEmitOnError: true }),
-    staticFiles(),
+    ...plugins,
   ],
-}
+})
+
+// Two self-contained files: the page (app.js), and worker mode's module worker (auth-worker.js,
+// started with new Worker(url, { type: 'module' })), so that the page loads one script as before.
+export default [bundle('app', [staticFiles()]), bundle('auth-worker')]

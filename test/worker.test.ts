@@ -291,7 +291,7 @@ describe('worker mode: errors and events', () => {
   })
 
   it('forwards events with their errors rebuilt; a failed refresh keeps the session', async () => {
-    const { as, api } = await setup({ onRefresh: (res) => (res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>down</h1>'), true) })
+    const { as, api } = await setup({ onRefresh: (res) => (res.writeHead(503, { 'content-type': 'text/html', 'retry-after': '7' }).end('<h1>down</h1>'), true) })
     const { tm } = connect(as, [api.origin], { dpop: false })
     const errors: TokenManagerEvents['refresh-error'][] = []
     const tokens: TokenManagerEvents['tokens'][] = []
@@ -308,6 +308,12 @@ describe('worker mode: errors and events', () => {
     expect(errors[0]!.reason).toBe('manual')
     expect(errors[0]!.error).toBeInstanceOf(ResponseError)
     expect(errors[0]!.error.status).toBe(503)
+    // The server's Retry-After crosses too; meanwhile a refresh fails at once, in the worker, as a RetryLaterError.
+    expect(failed?.retryAfter).toBeGreaterThan(6000)
+    const held = await reasonOf(tm.refresh())
+    expect(held).toBeInstanceOf(RetryLaterError)
+    expect(held).toMatchObject({ code: 'retry_later', name: 'RetryLaterError' })
+    expect(held?.retryAfter).toBeGreaterThan(5000)
     expect(tm.status()?.generation).toBe(1)
   })
 

@@ -39,7 +39,6 @@ export interface WireError {
   error?: string
   description?: string
   status?: number
-  /** ms until a token request may go out again (`retry_later`, and the 429 or 503 that began the wait). */
   retryAfter?: number
 }
 
@@ -84,7 +83,8 @@ export type ToPage = { i: number; r?: unknown; e?: WireError; s: Snapshot } | { 
 export function wireError(e: unknown): WireError {
   const { name = 'Error', message = String(e), code, error, description, status, retryAfter } = (e ?? {}) as Partial<LatchkeyError>
   const wire: WireError = { name, message }
-  if (isLatchkeyError(e)) for (const [key, value] of Object.entries({ code, error, description, status, retryAfter })) if (value !== undefined) Object.assign(wire, { [key]: value })
+  if (isLatchkeyError(e))
+    for (const [key, value] of Object.entries({ code, error, description, status, retryAfter })) if (value !== undefined) Object.assign(wire, { [key]: value })
   return wire
 }
 

@@ -11,8 +11,8 @@ const as = await discover('https://as.example')
 const tm = createTokenManager({ ...as, clientId: 'spa', allowedOrigins: ['https://api.example'] })
 
 async function signIn() {
+  // The authorization endpoint came with discover(): the options carry it.
   location.assign(await tm.authorizationUrl({
-    authorizationEndpoint: as.authorizationEndpoint!,   // a server with browser sign-in has one
     redirectUri: location.origin + '/',
     scope: 'openid offline_access api:read',
     resource: 'https://api.example',
