@@ -268,6 +268,17 @@ describe('worker mode: errors and events', () => {
     expect(unsupported).toBeInstanceOf(LatchkeyError)
   })
 
+  it('a Retry-After learnt in the worker reaches the page: retryAfter on the 503, then RetryLaterError without a request', async () => {
+    const { as, api } = await setup({ onRefresh: (res) => (res.writeHead(503, { 'retry-after': '30' }).end(), true) })
+    const { tm } = connect(as, [api.origin], { dpop: false })
+    await signIn(tm, as)
+    expect(await reasonOf(tm.refresh())).toMatchObject({ code: 'invalid_response', status: 503, retryAfter: 30_000 })
+    const held = await reasonOf(tm.refresh())
+    expect(held).toBeInstanceOf(RetryLaterError)
+    expect(held?.retryAfter).toBeGreaterThan(25_000)
+    expect(as.counts.refresh).toBe(1)
+  })
+
   it('other errors keep their name and message: a TypeError of a bad argument, an unknown message', async () => {
     const { as, api } = await setup()
     const { tm } = connect(as, [api.origin], { dpop: false })
