@@ -64,7 +64,8 @@ export function createDPoP(
 ): DPoP {
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
-  const stored = async (store: KeyStore): Promise<DPoPSigner> => {
+  // The store's key pair, signing like a platform signer.
+  const storeSigner = async (store: KeyStore): Promise<DPoPSigner> => {
     const pair =
       ((await store.get(id).catch(() => warn('key_store_unavailable'))) as CryptoKeyPair | undefined) ??
       (await lock(async () => {
@@ -79,7 +80,7 @@ export function createDPoP(
     return { publicJwk: crypto.subtle.exportKey('jwk', pair.publicKey), sign: (data) => crypto.subtle.sign(SIGN, pair.privateKey, data as BufferSource) }
   }
   const load = async (): Promise<Key> => {
-    const { publicJwk, sign } = 'sign' in keys ? keys : await stored(keys)
+    const { publicJwk, sign } = 'sign' in keys ? keys : await storeSigner(keys)
     const { x, y } = await publicJwk
     if (!x || !y) invalid('dpop.signer')
     const jwk = { crv: 'P-256', kty: 'EC', x, y }

@@ -46,8 +46,8 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto 
       }
       const options = { ...init, method, headers }
       const res = await (base ? send(new Request(base.clone(), { method, headers })) : send(url, options)).catch((e) => {
-        // No response: a NetworkError with the platform's error as its cause (ky retries it like any
-        // network error). An abort by the caller's own signal stays its reason, and bad arguments
+        // No response: a NetworkError with the platform's error as its cause (ky 1 retries it like
+        // any network error). An abort by the caller's own signal stays its reason, and bad arguments
         // stay a TypeError (building the Request throws it), as with fetch.
         if (!(base ?? init)?.signal?.aborted) {
           base || new Request(url, options)

@@ -2,7 +2,7 @@ export { createTokenManager } from './manager.js'
 export { memoryKeyStore, indexedDBKeyStore, type KeyStore } from './keystore.js'
 export type { CrossTab, TabMessage, SharedCounters, SharedSession } from './crosstab.js'
 export type { DPoPSigner } from './dpop.js'
-export type { LoginStore } from './login.js'
+export type { LoginStore } from './types.js'
 export type { WebCrypto } from './util.js'
 export {
   LatchkeyError,

@@ -1,26 +1,8 @@
 import { LoginError } from './errors.js'
-import type { AuthorizationParameters } from './types.js'
+import type { AuthorizationParameters, LoginStore } from './types.js'
 import { checkURL, here, invalid, random, sha256, type WebCrypto } from './util.js'
 
 const PREFIX = 'latchkey:login:'
-
-/**
- * Where a login in progress waits between `authorizationUrl()` and `handleRedirect()`: the PKCE
- * verifier and the redirect URI, keyed by `state`; never a token. `sessionStorage` by default; in
- * React Native, a store such as AsyncStorage or MMKV (methods may return promises).
- *
- * @example
- * ```ts
- * import AsyncStorage from '@react-native-async-storage/async-storage'
- * createTokenManager({ ..., loginStore: AsyncStorage })
- * ```
- */
-export interface LoginStore {
-  /** The value under `key`, or `null`/`undefined`. */
-  getItem(key: string): string | null | undefined | PromiseLike<string | null | undefined>
-  setItem(key: string, value: string): void | PromiseLike<void>
-  removeItem(key: string): void | PromiseLike<void>
-}
 
 /** What the authorization response is checked against (RFC 9207). */
 export interface IssuerCheck {
@@ -37,6 +19,9 @@ export interface LoginConfig extends IssuerCheck {
   /** Where a login in progress waits; `sessionStorage` when not given. */
   loginStore?: LoginStore | undefined
 }
+
+/** The login store keys being read and removed right now, in this realm. */
+const reading = new Set<string>()
 
 const storeOf = ({ loginStore }: Pick<LoginConfig, 'loginStore'>): LoginStore =>
   loginStore ?? globalThis.sessionStorage ?? invalid('loginStore', 'missing')
@@ -80,8 +65,17 @@ export async function redirectResult(input: string | URL, check: IssuerCheck & P
   const q = new URL(input, here()).searchParams
   const key = PREFIX + q.get('state')
   const store = storeOf(check)
-  const saved = await store.getItem(key)
-  await store.removeItem(key)
+  // A redirect handled twice at once (a deep link delivered twice) must not find the verifier twice
+  // while an async store reads and removes it, or its code is exchanged twice.
+  if (reading.has(key)) throw new LoginError('unknown state')
+  reading.add(key)
+  let saved
+  try {
+    saved = await store.getItem(key)
+    await store.removeItem(key)
+  } finally {
+    reading.delete(key)
+  }
   if (!saved) throw new LoginError('unknown state')
   // RFC 9207: a response from another server (mix-up attack) is refused before its error or code is used.
   const iss = q.get('iss')

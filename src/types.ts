@@ -2,7 +2,6 @@ import type { CrossTab } from './crosstab.js'
 import type { LatchkeyError } from './errors.js'
 import type { DPoPSigner } from './dpop.js'
 import type { KeyStore } from './keystore.js'
-import type { LoginStore } from './login.js'
 import type { WebCrypto } from './util.js'
 
 /**
@@ -228,7 +227,7 @@ export interface TokenManager {
   status(origin?: string): SessionInfo | undefined
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
-  /** Revokes the refresh token, clears memory, deletes the DPoP key and signs out every tab. */
+  /** Revokes the refresh token, clears memory, deletes the DPoP key (a `dpop.signer`'s key stays the app's) and signs out every tab. */
   logout(): Promise<void>
   /**
    * Removes the listeners this manager registered (`online`, `visibilitychange`) and leaves the
@@ -236,4 +235,22 @@ export interface TokenManager {
    * not ended (use `logout()` for that); the manager is not to be used afterwards.
    */
   dispose(): void
+}
+
+/**
+ * Where a login in progress waits between `authorizationUrl()` and `handleRedirect()`: the PKCE
+ * verifier and the redirect URI, keyed by `state`; never a token. `sessionStorage` by default; in
+ * React Native, a store such as AsyncStorage or MMKV (methods may return promises).
+ *
+ * @example
+ * ```ts
+ * import AsyncStorage from '@react-native-async-storage/async-storage'
+ * createTokenManager({ ..., loginStore: AsyncStorage })
+ * ```
+ */
+export interface LoginStore {
+  /** The value under `key`, or `null`/`undefined`. */
+  getItem(key: string): string | null | undefined | PromiseLike<string | null | undefined>
+  setItem(key: string, value: string): void | PromiseLike<void>
+  removeItem(key: string): void | PromiseLike<void>
 }

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { redirectResult, type IssuerCheck, type LoginStore } from './login.js'
+import { redirectResult, type IssuerCheck } from './login.js'
 import { createTokenManager } from './index.js'
-import type { AuthorizationParameters, TokenManager, TokenManagerOptions } from './index.js'
+import type { AuthorizationParameters, LoginStore, TokenManager, TokenManagerOptions } from './index.js'
 import {
   fromWire,
   wireError,

@@ -2,7 +2,7 @@
 // no unbounded server text in a message (invariant 6); dispose() lets go of what a manager holds.
 import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, type TabMessage, type CrossTab } from '../src/index.js'
-import { advance, cleanups, manager, served, setup } from './support/harness.js'
+import { advance, cleanups, manager, served, setup, windowEvents } from './support/harness.js'
 import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
 import { json } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
@@ -113,13 +113,7 @@ describe('dispose()', () => {
       listen: (fn) => base.listen((m) => (received.push(m), fn(m))),
       close: () => void closed++,
     }
-    // A window stand-in: Node has no global `online` event.
-    const target = new EventTarget()
-    const g = globalThis as unknown as Record<string, unknown>
-    const saved = [g.addEventListener, g.removeEventListener]
-    g.addEventListener = target.addEventListener.bind(target)
-    g.removeEventListener = target.removeEventListener.bind(target)
-    cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
+    const target = windowEvents()
     const tm = createTokenManager({ clientId: 'spa', tokenEndpoint: as.tokenEndpoint, allowedOrigins: [api.origin], dpop: false, crossTab })
     const other = hub.tab()
     cleanups.push(() => other.close())

@@ -3,7 +3,7 @@
 // token is presented once per rotation, in any tab.
 import { describe, expect, it } from 'vitest'
 import { createTokenManager, memoryKeyStore, type TokenManager, type TokenManagerEvents, type TokenManagerOptions } from '../src/index.js'
-import { advance, cleanups } from './support/harness.js'
+import { advance, cleanups, windowEvents } from './support/harness.js'
 import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
 import { startApi, startTokenServer, type TokenServer } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
@@ -150,12 +150,7 @@ describe('resources: one access token per API', () => {
   it('coming back online refreshes nothing while the main API token is fresh', async () => {
     const apis = await twoApis()
     const { as } = apis
-    const target = new EventTarget()
-    const g = globalThis as unknown as Record<string, unknown>
-    const saved = [g.addEventListener, g.removeEventListener]
-    g.addEventListener = target.addEventListener.bind(target)
-    g.removeEventListener = target.removeEventListener.bind(target)
-    cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
+    const target = windowEvents()
     const tm = manager(as, apis, { dpop: false })
     cleanups.push(() => tm.dispose())
     await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })

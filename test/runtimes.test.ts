@@ -3,10 +3,11 @@
 // in a realm without the browser's globals, with injected parts only: `crypto`, a key store or a
 // platform signer, a login store, no cross-tab mechanism.
 import { createHash, generateKeyPairSync, sign as nodeSign, verify, webcrypto } from 'node:crypto'
-import { Worker } from 'node:worker_threads'
+import { BroadcastChannel as NodeBroadcastChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTokenManager,
+  discover,
   isLatchkeyError,
   memoryKeyStore,
   type DPoPSigner,
@@ -179,6 +180,31 @@ const part = (jwt: string, i: number) => JSON.parse(Buffer.from(jwt.split('.')[i
 /** RFC 7638 thumbprint of a P-256 JWK, computed here without latchkey. */
 const thumbprint = ({ x, y }: JsonWebKey) => createHash('sha256').update(JSON.stringify({ crv: 'P-256', kty: 'EC', x, y })).digest('base64url')
 
+/** Runs `fn` with the browser globals absent and only `crypto` forbidden: the defaults may look for the rest. */
+async function withDetectedGlobalsOnly(fn: () => Promise<void>) {
+  restoreBrowserGlobals()
+  removeBrowserGlobals(['crypto'])
+  try {
+    await fn()
+  } finally {
+    restoreBrowserGlobals()
+    removeBrowserGlobals(INJECTED)
+  }
+}
+
+/** Signs in, calls the API, refreshes, calls it again, logs out: without a warning on the way. */
+async function wholeFlow(tm: TokenManager) {
+  const warnings: string[] = []
+  tm.on('warning', ({ code }) => warnings.push(code))
+  await signIn(tm)
+  await me(tm)
+  await tm.refresh()
+  await me(tm)
+  await tm.logout()
+  expect(warnings).toEqual([])
+  tm.dispose()
+}
+
 describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChannel, navigator, location, document', () => {
   beforeAll(() => removeBrowserGlobals(INJECTED))
   afterAll(restoreBrowserGlobals)
@@ -197,7 +223,10 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
     const loginStore = asyncLoginStore()
     const keyStore = memoryKeyStore()
     const { fetch, proofs } = recordingFetch()
-    const tm = native({ crypto, dpop: { keyStore }, loginStore, fetch })
+    // RFC 8414 discovery needs no browser global either; its result spreads into the options.
+    const as = await discover(demo.issuer)
+    expect(as).toMatchObject({ issuer: demo.issuer, tokenEndpoint: demo.tokenEndpoint, authorizationEndpoint: demo.authorizationEndpoint, revocationEndpoint: demo.revocationEndpoint })
+    const tm = native({ ...as, crypto, dpop: { keyStore }, loginStore, fetch })
     const warnings: string[] = []
     tm.on('warning', ({ code }) => warnings.push(code))
     const before = await counts()
@@ -243,6 +272,24 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
     tm.dispose()
   })
 
+  it('one redirect handled twice at once (a deep link delivered twice) exchanges its code once, with an async login store', async () => {
+    const { crypto } = countedCrypto()
+    const tm = native({ crypto, dpop: { keyStore: memoryKeyStore() }, loginStore: asyncLoginStore() })
+    const url = await tm.authorizationUrl({ redirectUri: REDIRECT, scope: 'openid offline_access api:read', resource: demo.apiOrigin })
+    const redirect = await authorize(url)
+    const before = await counts()
+    const results = await Promise.allSettled([tm.handleRedirect(redirect), tm.handleRedirect(redirect)])
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    expect(isLatchkeyError((results.find((r) => r.status == 'rejected') as PromiseRejectedResult).reason, 'login_error')).toBe(true)
+    // A second exchange of the code would have made oidc-provider revoke the tokens of the first.
+    const after = await counts()
+    expect(after.as.authorizationCode - before.as.authorizationCode).toBe(1)
+    expect(after.as.invalidGrant - before.as.invalidGrant).toBe(0)
+    await me(tm)
+    await tm.logout()
+    expect(reads).toEqual([])
+  })
+
   it('two managers use their own crypto, never each other\'s', async () => {
     const a = countedCrypto()
     const b = countedCrypto()
@@ -277,24 +324,33 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
 
   it('the defaults degrade where the globals are missing: keys in memory, one tab, no listeners', async () => {
     const { crypto, calls } = countedCrypto()
-    restoreBrowserGlobals()
-    removeBrowserGlobals(['crypto'])
-    try {
-      const tm = native({ crypto, crossTab: true, loginStore: asyncLoginStore() })
-      const warnings: string[] = []
-      tm.on('warning', ({ code }) => warnings.push(code))
-      await signIn(tm)
-      await me(tm)
-      await tm.refresh()
-      await me(tm)
-      await tm.logout()
-      expect(calls.generateKey).toBe(1)
-      expect(warnings).toEqual([])
-      tm.dispose()
-    } finally {
-      restoreBrowserGlobals()
-      removeBrowserGlobals(INJECTED)
+    await withDetectedGlobalsOnly(() => wholeFlow(native({ crypto, crossTab: true, loginStore: asyncLoginStore() })))
+    expect(calls.generateKey).toBe(1)
+    expect(reads).toEqual([])
+  })
+
+  it('Web Locks and BroadcastChannel without IndexedDB (newer Node): the lock and channel are used, the shared counters stay at zero', async () => {
+    const { crypto } = countedCrypto()
+    // A Web Locks stand-in: one FIFO chain per name (shared holds never block here).
+    const chains = new Map<string, Promise<unknown>>()
+    const requested: string[] = []
+    const locks = {
+      request(name: string, ...args: unknown[]) {
+        const fn = args.at(-1) as () => Promise<unknown>
+        requested.push(name)
+        if (args.length > 1) return fn()
+        const run = (chains.get(name) ?? Promise.resolve()).then(fn, fn)
+        chains.set(name, run.catch(() => {}))
+        return run
+      },
+      query: async () => ({ held: [] }),
     }
+    await withDetectedGlobalsOnly(() => {
+      Object.defineProperty(globalThis, 'navigator', { configurable: true, get: () => ({ locks }) })
+      Object.defineProperty(globalThis, 'BroadcastChannel', { configurable: true, value: NodeBroadcastChannel })
+      return wholeFlow(native({ crypto, crossTab: true, loginStore: asyncLoginStore() }))
+    })
+    expect(requested.filter((name) => name.endsWith(':refresh')).length).toBeGreaterThanOrEqual(3) // login, refresh, logout
     expect(reads).toEqual([])
   })
 })

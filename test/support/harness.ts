@@ -43,3 +43,17 @@ export function manager(as: TokenServer, allowed: string[], options: Partial<Tok
 export function advance(seconds: number) {
   vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000 })
 }
+
+/**
+ * A window stand-in for the events a manager listens to (`online`): Node has none. Put back after
+ * the test; returns the target to dispatch on.
+ */
+export function windowEvents(): EventTarget {
+  const target = new EventTarget()
+  const g = globalThis as unknown as Record<string, unknown>
+  const saved = [g.addEventListener, g.removeEventListener]
+  g.addEventListener = target.addEventListener.bind(target)
+  g.removeEventListener = target.removeEventListener.bind(target)
+  cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
+  return target
+}
