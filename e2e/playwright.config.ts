@@ -6,7 +6,9 @@ export default defineConfig({
   testDir: '.',
   outputDir: './.output',
   globalSetup: './global-setup.ts',
-  workers: 2,
+  // One test at a time: the cross-tab tests time a new tab's sign-in (under 1 s), and a second
+  // browser with its own servers on the same two cores pushes that past the limit.
+  workers: 1,
   retries: 0,
   timeout: 60_000,
   expect: { timeout: 10_000 },
