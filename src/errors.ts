@@ -121,6 +121,19 @@ export type LoginError = InstanceType<typeof LoginError>
 export const RetryLaterError = kind('retry_later', 'RetryLaterError')
 export type RetryLaterError = InstanceType<typeof RetryLaterError>
 
+/** Every kind of {@link LatchkeyError}, for code that rebuilds one from its `code` (worker mode). */
+export const errorKinds: LatchkeyErrorClass<LatchkeyErrorCode>[] = [
+  ResponseError,
+  OAuthError,
+  SessionExpiredError,
+  DPoPProofError,
+  NetworkError,
+  TimeoutError,
+  NoSessionError,
+  LoginError,
+  RetryLaterError,
+]
+
 /**
  * Tells whether `value` is a latchkey error, optionally of one `code`. Works across realms (iframes)
  * and across copies of the library, where `instanceof` does not.

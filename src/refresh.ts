@@ -1,7 +1,7 @@
 // The refresh protocol: one refresh at a time per client, in this tab (a shared pending promise
 // per token) and across tabs (a lock, then a wait for the generation the last holder wrote), with
 // every late result checked against logout.
-import type { SharedCounters, SharedToken } from './crosstab.js'
+import type { CrossTab, SharedCounters, SharedToken } from './crosstab.js'
 import { NetworkError, NoSessionError, RetryLaterError, SessionExpiredError, type LatchkeyError } from './errors.js'
 import { parseTokenResponse, timed, tokenRequest, type TokenSet } from './oauth.js'
 import type { Context } from './options.js'
@@ -33,6 +33,27 @@ async function grant(context: Context, basis: Session | undefined, origin?: stri
   const form = { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
   const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
   return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
+}
+
+/**
+ * Invariant 10, the authorization server is never stormed: no token request, from any tab, before
+ * the time the shared counters hold; a refresh that is needed meanwhile fails fast.
+ */
+const holdBack = ({ wait = 0 }: SharedCounters) => {
+  const retryAfter = wait - now()
+  if (retryAfter > 0) throw new RetryLaterError('token requests held back', { retryAfter })
+}
+
+/**
+ * Invariant 10: after a failed refresh, the time before the next token request, for every tab:
+ * the server's `Retry-After`, and from the second failure in a row a backoff with full jitter
+ * (never past the expiry of a still-valid token, which is refreshed then).
+ */
+const backOff = (tabs: CrossTab, counters: SharedCounters, error: LatchkeyError, token?: SharedToken) => {
+  const fails = (counters.fails ?? 0) + 1
+  let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
+  if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
+  return tabs.write({ ...counters, fails, wait: now() + Math.max(error.retryAfter ?? 0, backoff) })
 }
 
 export function createRefresh(context: Context, state: SessionState) {
@@ -67,27 +88,6 @@ export function createRefresh(context: Context, state: SessionState) {
   }
 
   /**
-   * Invariant 10, the authorization server is never stormed: no token request, from any tab, before
-   * the time the shared counters hold; a refresh that is needed meanwhile fails fast.
-   */
-  const holdBack = ({ wait = 0 }: SharedCounters) => {
-    const retryAfter = wait - now()
-    if (retryAfter > 0) throw new RetryLaterError('token requests held back', { retryAfter })
-  }
-
-  /**
-   * Invariant 10: after a failed refresh, the time before the next token request, for every tab:
-   * the server's `Retry-After`, and from the second failure in a row a backoff with full jitter
-   * (never past the expiry of a still-valid token, which is refreshed then).
-   */
-  const backOff = (counters: SharedCounters, error: LatchkeyError, token?: SharedToken) => {
-    const fails = (counters.fails ?? 0) + 1
-    let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
-    if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
-    return tabs.write({ ...counters, fails, wait: now() + Math.max(error.retryAfter ?? 0, backoff) })
-  }
-
-  /**
    * Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock, so
    * the grants of several resources never overlap and each presents the newest refresh token.
    */
@@ -112,7 +112,7 @@ export function createRefresh(context: Context, state: SessionState) {
         state.assertStillSignedIn(epochAtStart)
         if (error.code == 'session_expired') state.expire(error)
         else {
-          await backOff(counters, error, token)
+          await backOff(tabs, counters, error, token)
           emit('refresh-error', { reason, error })
         }
         throw error

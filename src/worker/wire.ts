@@ -1,21 +1,7 @@
 // The messages between a page and the worker that holds its session. Never a token: requests and
 // responses travel without the Authorization and DPoP headers (the worker adds them to its own copy
 // and the response never had them), events and errors are token-free by the core's invariant 6.
-import {
-  DPoPProofError,
-  LatchkeyError,
-  LoginError,
-  NetworkError,
-  NoSessionError,
-  OAuthError,
-  ResponseError,
-  RetryLaterError,
-  SessionExpiredError,
-  TimeoutError,
-  isLatchkeyError,
-  type LatchkeyErrorClass,
-  type LatchkeyErrorCode,
-} from '../errors.js'
+import { LatchkeyError, errorKinds, isLatchkeyError, type LatchkeyErrorCode } from '../errors.js'
 import type { SessionInfo } from '../types.js'
 
 /**
@@ -88,22 +74,10 @@ export function wireError(e: unknown): WireError {
   return wire
 }
 
-// Each kind of error, found by the code it gives its instances.
-const kinds: LatchkeyErrorClass<LatchkeyErrorCode>[] = [
-  ResponseError,
-  OAuthError,
-  SessionExpiredError,
-  DPoPProofError,
-  NetworkError,
-  TimeoutError,
-  NoSessionError,
-  LoginError,
-  RetryLaterError,
-]
 
 /** Rebuilds a crossed error with the class it had, so `isLatchkeyError` and `instanceof` work. */
 export function fromWire({ name, message, code, status, ...fields }: WireError): Error {
   if (!code) return name == 'TypeError' ? new TypeError(message) : new DOMException(message, name)
-  const Kind = kinds.find((K) => new K('').code == code)
+  const Kind = errorKinds.find((K) => new K('').code == code)
   return Object.assign(Kind ? new Kind(message, fields) : new LatchkeyError(code, message, fields), { name }, status && { status })
 }
