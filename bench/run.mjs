@@ -233,12 +233,15 @@ if (only.includes('b16')) {
   tm.on('refresh', () => refreshes++)
   tm.on('refresh-error', () => refreshes++)
   const headers = { authorization: 'Bearer ' + seed.access_token }
-  const batches = quick ? 12 : 25
-  const rounds = quick ? 9 : 21
+  // Short rounds, many of them: two batches a side (a few ms), so that both halves of a round see
+  // the same machine, and 401 rounds for a steady median (see bench/README.md).
+  const batches = 2
+  const rounds = quick ? 101 : 401
   const n = width * batches
   const before = await stats()
   const r = await sideBySide({
     rounds,
+    warmup: 20,
     a: () => timeConcurrent(async () => drain(await tm.fetch(API)), width, batches),
     b: () => timeConcurrent(async () => drain(await fetch(API, { headers })), width, batches),
   })
