@@ -4,7 +4,7 @@
  * @module
  */
 import { NetworkError, ResponseError, TimeoutError } from './errors.js'
-import { isObject, readJSON, secureURL } from './util.js'
+import { invalid, isObject, readJSON, secureURL } from './util.js'
 
 /**
  * What {@link discover} found: the issuer and its endpoints, named as the token manager's options
@@ -40,42 +40,36 @@ export interface DiscoveryOptions {
   timeoutSeconds?: number
 }
 
-
 /**
- * The two well-known locations, in the order they are tried: RFC 8414 §3.1 inserts its suffix
- * between the host and the issuer's path; OpenID Connect Discovery appends its suffix to the issuer.
+ * Metadata members (RFC 8414 §2) that become endpoint options, each an absolute https (or loopback)
+ * URL; the option is the member's name in camel case (`token_endpoint` → `tokenEndpoint`).
  */
-const wellKnown = ({ origin, pathname }: URL): [string, string] => {
-  const path = pathname.replace(/\/$/, '')
-  return [`${origin}/.well-known/oauth-authorization-server${path}`, `${origin}${path}/.well-known/openid-configuration`]
-}
+const ENDPOINTS = ['token_endpoint', 'authorization_endpoint', 'revocation_endpoint'] as const
 
-/** Metadata members (RFC 8414 §2) that become endpoint options: an absolute https (or loopback) URL each. */
-const ENDPOINTS = {
-  tokenEndpoint: 'token_endpoint',
-  authorizationEndpoint: 'authorization_endpoint',
-  revocationEndpoint: 'revocation_endpoint',
-} as const
+/** RFC 9207 §3: the metadata member saying the server always sends `iss` in its authorization responses. */
+const ISS_SUPPORTED = 'authorization_response_iss_parameter_supported'
 
 /** Validates a metadata document; `where` is the method and URL it came from. */
-const parseMetadata = (json: unknown, issuer: string, where: string, response: Response): AuthorizationServer => {
-  const invalid = (what: string): never => {
+function parseMetadata(json: unknown, issuer: string, where: string, response: Response): AuthorizationServer {
+  const refuse = (what: string): never => {
     throw new ResponseError(`${where}: ${what}`, { response })
   }
-  if (!isObject(json)) return invalid('not a JSON object')
+  if (!isObject(json)) return refuse('not a JSON object')
   // RFC 8414 §3.3: the issuer must be identical to the one the location was built from.
-  if (json.issuer !== issuer) invalid('issuer does not match')
-  const server: AuthorizationServer = { issuer, tokenEndpoint: '' }
-  for (const [option, member] of Object.entries(ENDPOINTS) as [keyof typeof ENDPOINTS, string][]) {
+  if (json.issuer !== issuer) refuse('issuer does not match')
+  const server: Record<string, unknown> = { issuer }
+  for (const member of ENDPOINTS) {
     const value = json[member]
-    if (value === undefined && option != 'tokenEndpoint') continue
-    if (typeof value != 'string' || !secureURL(value)) invalid(`invalid ${member}`)
-    server[option] = value as string
+    // RFC 8414 §2: token_endpoint is required unless the server only has the implicit grant,
+    // which latchkey does not use; the others are optional.
+    if (value === undefined && member != 'token_endpoint') continue
+    if (typeof value != 'string' || !secureURL(value)) refuse('invalid ' + member)
+    server[member.replace('_e', 'E')] = value
   }
-  const iss = json.authorization_response_iss_parameter_supported
-  if (iss !== undefined && typeof iss != 'boolean') invalid('invalid authorization_response_iss_parameter_supported')
+  const iss = json[ISS_SUPPORTED]
+  if (iss !== undefined && typeof iss != 'boolean') refuse('invalid ' + ISS_SUPPORTED)
   if (iss) server.issParameterRequired = true
-  return server
+  return server as unknown as AuthorizationServer
 }
 
 /**
@@ -108,32 +102,37 @@ const parseMetadata = (json: unknown, issuer: string, where: string, response: R
  * @see {@link https://www.rfc-editor.org/rfc/rfc9207 RFC 9207}: Authorization Server Issuer Identification
  */
 export async function discover(issuer: string, options: DiscoveryOptions = {}): Promise<AuthorizationServer> {
-  // RFC 8414 §2: the issuer has no query or fragment.
-  const url = typeof issuer == 'string' && !/[?#]/.test(issuer) && secureURL(issuer)
-  if (!url) throw new TypeError('issuer: not https or loopback, or has a query or fragment')
+  // RFC 8414 §2: the issuer is an https URL without query or fragment.
+  const url =
+    (typeof issuer == 'string' && !/[?#]/.test(issuer) && secureURL(issuer)) ||
+    invalid('issuer', 'not https or loopback, or has a query or fragment')
   const { fetch: send = globalThis.fetch, timeoutSeconds = 10 } = options
-  if (typeof send != 'function') throw new TypeError('options.fetch: invalid')
-  if (!(typeof timeoutSeconds == 'number' && timeoutSeconds > 0 && timeoutSeconds < 2 ** 31 / 1000))
-    throw new TypeError('options.timeoutSeconds: invalid')
-
+  if (typeof send != 'function') invalid('options.fetch')
+  if (!(typeof timeoutSeconds == 'number' && timeoutSeconds > 0 && timeoutSeconds < 2 ** 31 / 1000)) invalid('options.timeoutSeconds')
   const signal = AbortSignal.timeout(timeoutSeconds * 1000)
-  /** GETs one location and reads the whole body within the timeout. */
-  const get = async (location: string) => {
-    try {
-      const response = await send(location, { headers: { accept: 'application/json' }, redirect: 'error', signal })
-      return { response, json: await readJSON(response), where: 'GET ' + location }
-    } catch {
-      // No cause: a fetch failure (a refused redirect included) says no more than this message.
-      throw signal.aborted ? new TimeoutError(`GET ${location} timed out`) : new NetworkError(`GET ${location} failed`)
-    }
-  }
 
-  const [metadata, openid] = wellKnown(url)
-  // In a browser a cross-origin 404 without CORS headers is a network error: fall back on it too.
-  const first = await get(metadata).catch((e: unknown) => {
-    if (signal.aborted) throw e
-  })
-  const { response, json, where } = first?.response.ok ? first : await get(openid)
-  if (!response.ok) throw new ResponseError(`${where}: HTTP ${response.status}`, { response })
-  return parseMetadata(json, issuer, where, response)
+  /** GETs `location` and reads the whole body within the timeout; on failure tries `fallback`, if any. */
+  const get = async (location: string, fallback?: string): Promise<AuthorizationServer> => {
+    const where = 'GET ' + location
+    /** Set once the whole body has been read. */
+    let response: Response | undefined
+    let json: unknown
+    try {
+      const sent = await send(location, { headers: { accept: 'application/json' }, redirect: 'error', signal })
+      json = await readJSON(sent)
+      response = sent
+    } catch {
+      // No cause: a fetch failure (a refused redirect included) says no more than the message.
+      // In a browser a cross-origin 404 without CORS headers is a failure too: it falls back below.
+      if (signal.aborted) throw new TimeoutError(where + ' timed out')
+    }
+    if (response?.ok) return parseMetadata(json, issuer, where, response)
+    if (fallback) return get(fallback)
+    throw response ? new ResponseError(`${where}: HTTP ${response.status}`, { response }) : new NetworkError(where + ' failed')
+  }
+  // The two well-known locations, in the order they are tried: RFC 8414 §3.1 inserts its suffix
+  // between the host and the issuer's path; OpenID Connect Discovery appends its suffix to the issuer.
+  const { origin, pathname } = url
+  const path = pathname.replace(/\/$/, '')
+  return get(`${origin}/.well-known/oauth-authorization-server${path}`, `${origin}${path}/.well-known/openid-configuration`)
 }

@@ -37,7 +37,8 @@ export async function authorizationRequest(
 ): Promise<string> {
   const { crypto } = config
   const url = checkURL(authorizationEndpoint, 'authorizationEndpoint')
-  const verifier = random(crypto, 32)
+  // RFC 7636 §4.1: a verifier of 32 random bytes (43 characters); RFC 6749 §10.12: an unguessable state.
+  const verifier = random(crypto)
   const state = random(crypto, 16)
   const q = url.searchParams
   const params: Record<string, string | undefined> = {
@@ -47,11 +48,14 @@ export async function authorizationRequest(
     redirect_uri: redirectUri,
     scope,
     state,
+    // RFC 7636 §4.2: S256, never plain.
     code_challenge: await sha256(crypto, verifier),
     code_challenge_method: 'S256',
+    // RFC 9449 §10: binds the authorization code to this client's DPoP key.
     dpop_jkt: jkt,
   }
   for (const [k, v] of Object.entries(params)) if (v) q.set(k, v)
+  // RFC 8707 §2: one resource parameter per resource.
   for (const r of [resource ?? []].flat()) q.append('resource', r)
   await storeOf(config).setItem(PREFIX + state, verifier + ' ' + redirectUri)
   return url.href
@@ -67,17 +71,19 @@ export async function redirectResult(input: string | URL, check: IssuerCheck & P
   const store = storeOf(check)
   // A redirect handled twice at once (a deep link delivered twice) must not find the verifier twice
   // while an async store reads and removes it, or its code is exchanged twice.
-  if (reading.has(key)) throw new LoginError('unknown state')
-  reading.add(key)
   let saved
-  try {
-    saved = await store.getItem(key)
-    await store.removeItem(key)
-  } finally {
-    reading.delete(key)
+  if (!reading.has(key)) {
+    reading.add(key)
+    try {
+      saved = await store.getItem(key)
+      await store.removeItem(key)
+    } finally {
+      reading.delete(key)
+    }
   }
+  // RFC 6749 §10.12: a state this client did not issue, or has used already, is refused (CSRF).
   if (!saved) throw new LoginError('unknown state')
-  // RFC 9207: a response from another server (mix-up attack) is refused before its error or code is used.
+  // RFC 9207 §2.4: a response from another server (mix-up attack) is refused before its error or code is used.
   const iss = q.get('iss')
   if (check.issuer && (iss ? iss != check.issuer : check.issParameterRequired)) throw new LoginError('wrong issuer')
   const error = q.get('error')

@@ -106,7 +106,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     exchangeCode,
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
     fetch: createAuthorizedFetch(context, { current, renew, canRefresh: () => !!(state.session?.rt || config.refresh) }),
-    getAccessToken: async (origin) => (await current(resourceOrigin(origin))).at!,
+    async getAccessToken(origin) {
+      // Invariant 2: a token is handed out for an allowed origin only, as `fetch` attaches it.
+      if (origin && !config.origins.has(new URL(origin, here()).origin)) invalid('origin', 'not allowed')
+      return (await current(resourceOrigin(origin))).at!
+    },
     refresh: async () => void (await refresh('manual')),
     status(origin) {
       const s = state.session

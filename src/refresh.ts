@@ -47,13 +47,17 @@ const holdBack = ({ wait = 0 }: SharedCounters) => {
 /**
  * Invariant 10: after a failed refresh, the time before the next token request, for every tab:
  * the server's `Retry-After`, and from the second failure in a row a backoff with full jitter
- * (never past the expiry of a still-valid token, which is refreshed then).
+ * (never past the expiry of a still-valid token, which is refreshed then). Clients told the same
+ * `Retry-After` would all come back the moment it ends: each adds a random spread of up to half of
+ * it (at most {@link BACKOFF_CAP}).
  */
 const backOff = (tabs: CrossTab, counters: SharedCounters, error: LatchkeyError, token?: SharedToken) => {
   const fails = (counters.fails ?? 0) + 1
+  const { retryAfter = 0 } = error
   let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
   if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
-  return tabs.write({ ...counters, fails, wait: now() + Math.max(error.retryAfter ?? 0, backoff) })
+  const spread = Math.random() * Math.min(retryAfter / 2, BACKOFF_CAP)
+  return tabs.write({ ...counters, fails, wait: now() + Math.max(retryAfter + spread, backoff) })
 }
 
 export function createRefresh(context: Context, state: SessionState) {

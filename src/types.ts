@@ -212,7 +212,10 @@ export interface TokenManager {
   dpopThumbprint(): Promise<string>
   /** `fetch`, with the access token (and a DPoP proof) on requests to `allowedOrigins`. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>
-  /** The current access token (of `origin`'s resource, with `resources`), refreshed first when due. Prefer `fetch`. */
+  /**
+   * The current access token (of `origin`'s resource, with `resources`), refreshed first when due.
+   * Prefer `fetch`. An `origin` that is not allowed gets none: a `TypeError`.
+   */
   getAccessToken(origin?: string): Promise<string>
   /**
    * Refreshes now, or joins the refresh already running. It does not bypass a wait before token

@@ -80,8 +80,11 @@ const twice = async ({ tm }: Rig) => {
   const first = await tm.refresh().catch((e) => e)
   expect(first.code).toBe('invalid_response')
   const second = await tm.refresh().catch((e) => e)
-  // the second error tells the same wait, minus the time since
-  if (second.code == 'retry_later') expect(second.retryAfter).toBeLessThanOrEqual(first.retryAfter)
+  // the second error tells the same wait, minus the time since, plus a spread of up to half of it (at most 30 s)
+  if (second.code == 'retry_later') {
+    expect(second.retryAfter).toBeGreaterThan(first.retryAfter - 1000)
+    expect(second.retryAfter).toBeLessThanOrEqual(first.retryAfter + Math.min(first.retryAfter / 2, 30_000))
+  }
   return second
 }
 
@@ -100,8 +103,8 @@ const rows: Row[] = [
     check: (e) => expect(retryAfterOf(e)).toBeGreaterThan(3000) },
   { name: '503 Retry-After: a date in the past → no wait (first failure: no backoff)', token: busy(503, 'Wed, 21 Oct 2015 07:28:00 GMT'), act: twice, code: 'invalid_response', tokenRequests: 2 },
   { name: '503 Retry-After: unreadable → ignored', token: busy(503, 'soon'), act: twice, code: 'invalid_response', tokenRequests: 2 },
-  { name: '429 Retry-After: one day → capped at 10 minutes', token: busy(429, '86400'), act: twice, code: 'retry_later', tokenRequests: 1,
-    check: (e) => expect(retryAfterOf(e)).toBeLessThanOrEqual(600_000) },
+  { name: '429 Retry-After: one day → capped at 10 minutes (and at most 30 s of spread)', token: busy(429, '86400'), act: twice, code: 'retry_later', tokenRequests: 1,
+    check: (e) => expect(retryAfterOf(e)).toBeLessThanOrEqual(630_000) },
   { name: '500 with Retry-After → not a Retry-After status (first failure: no wait)', token: busy(500, '30'), act: twice, code: 'invalid_response', tokenRequests: 2 },
   { name: '503 temporarily_unavailable with Retry-After from the app\u2019s own refresh endpoint', options: { refresh: { url: '/own' } },
     token: (_req, res) => json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '3' }),
@@ -127,7 +130,8 @@ const rows: Row[] = [
       freeze()
       await tm.refresh().catch(() => {})
       expect((await tm.refresh().catch((e) => e)).code).toBe('retry_later')
-      at(2001)
+      // Retry-After plus its spread of up to half of it
+      at(3001)
       return tm.refresh()
     },
     tokenRequests: 2, generation: 2 },
@@ -397,5 +401,20 @@ describe('proactive refreshes are spread (invariant 10)', () => {
     expect(Math.max(...refreshedAt)).toBeLessThanOrEqual(285_000)
     // spread: 40 draws over 15 s fall in many different quarter-seconds
     expect(new Set(refreshedAt).size).toBeGreaterThan(20)
+  })
+})
+
+describe('clients told the same Retry-After come back spread out (invariant 10)', () => {
+  it('40 clients get 503 with Retry-After: 10; each waits 10 s to 15 s, and they return at many different times', async () => {
+    const as = await served((_req, res) => void res.writeHead(503, { 'retry-after': '10' }).end())
+    const clients = Array.from({ length: 40 }, () =>
+      createTokenManager({ clientId: 'spa', tokenEndpoint: as.url('/token'), allowedOrigins: ['https://api.example'], dpop: false, crossTab: false }),
+    )
+    await Promise.all(clients.map((tm) => tm.setTokens({ access_token: 'at-seed', token_type: 'Bearer', expires_in: 300, refresh_token: 'rt-seed' })))
+    await Promise.all(clients.map((tm) => tm.refresh().catch(() => {})))
+    const waits = await Promise.all(clients.map((tm) => tm.refresh().then(() => 0, (e: LatchkeyError) => e.retryAfter!)))
+    for (const w of waits) expect(w).toBeGreaterThan(9_000), expect(w).toBeLessThanOrEqual(15_000)
+    // spread over 5 s: 40 draws fall into many different tenths of a second
+    expect(new Set(waits.map((w) => Math.floor(w / 100))).size).toBeGreaterThan(20)
   })
 })

@@ -93,6 +93,13 @@ describe('resources: one access token per API', () => {
     expect((await tm.fetch(orders.url('/y'))).status).toBe(200)
     expect(orders.requests[0]!.authorization).not.toBe('Bearer ' + seeded.access_token)
     expect(as.counts.resources).toEqual(['urn:orders'])
+    // getAccessToken hands out each origin's own token, and none for an origin that is not allowed
+    expect(await tm.getAccessToken(other.origin + '/p')).toBe(seeded.access_token)
+    expect(await tm.getAccessToken(orders.origin)).toBe(orders.requests[0]!.authorization!.slice(7))
+    const refused = await tm.getAccessToken('https://elsewhere.example').catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(TypeError)
+    expectNoToken([String(refused)], tokensOf(as))
+    expect(as.counts.resources).toEqual(['urn:orders'])
   })
 
   it('a 401 at one API refreshes that API token only, once', async () => {
