@@ -5,7 +5,7 @@
 
 import { createTokenManager } from '/latchkey.min.js'
 import { connectTokenManager } from '/worker.min.js'
-import { sideBySide, timeSequential } from '/lib.mjs'
+import { sideBySide, timeConcurrent, timeSequential } from '/lib.mjs'
 
 const subtle = crypto.subtle
 const encoder = new TextEncoder()
@@ -53,6 +53,30 @@ const figures = {
       a: () => timeSequential(async () => drain(await tm.fetch(url)), n),
       b: () => timeSequential(async () => drain(await fetch(url, { headers })), n),
     })
+  },
+
+  /**
+   * (b16): (b) with batches of 16 concurrent requests (Promise.all), the batches one after the
+   * other; counts the refreshes meanwhile (the hour-long token set before timing makes it 0).
+   */
+  async b16({ api, at, concurrentRounds: rounds, width, batches }) {
+    const url = api + '/api/items'
+    const tm = manager(api, false)
+    await tm.setTokens(session(at, 'Bearer'))
+    let refreshes = 0
+    tm.on('refresh', () => refreshes++)
+    tm.on('refresh-error', () => refreshes++)
+    const headers = { authorization: 'Bearer ' + at }
+    // One request first: 16 at once to an origin with no cached preflight would send several.
+    await drain(await fetch(url, { headers }))
+    const r = await sideBySide({
+      rounds,
+      warmup: 10,
+      a: () => timeConcurrent(async () => drain(await tm.fetch(url)), width, batches),
+      b: () => timeConcurrent(async () => drain(await fetch(url, { headers })), width, batches),
+    })
+    tm.dispose()
+    return { ...r, refreshes }
   },
 
   /** (c): tm.fetch with DPoP vs raw fetch sending the same two headers (a fixed, real proof). */

@@ -1,18 +1,19 @@
-// `npm run bench:browser`: figures (b), (c) and (c′) of bench/run.mjs again, measured inside real
+// `npm run bench:browser`: figures (b), (b16), (c) and (c′) of bench/run.mjs again, measured inside real
 // Chromium (Debian's /usr/bin/chromium; driven by Playwright, then with nothing attached) against a cross-origin loopback API,
 // and (w), worker mode's tm.fetch against the in-page one. See bench/README.md, "In Chromium".
 //
-//   node bench/browser.mjs [--quick] [--only b,c,w] [--update]
+//   node bench/browser.mjs [--quick] [--only b,b16,c,w] [--update]
 //
 // Runs the built browser packages (dist/latchkey.min.js, dist/worker.min.js; rebuilt first when
 // older than src/). Prints a Markdown table and, after a full run, writes it with the machine and
-// browser to bench/results/last-run-browser.md ((b), (c)) and bench/results/last-run-worker.md
+// browser to bench/results/last-run-browser.md ((b), (b16), (c)) and bench/results/last-run-worker.md
 // ((w)); with --update also to the tracked bench/last-run-browser.md and bench/last-run-worker.md.
 // Stops itself: bounded loops, and a watchdog that ends the run.
 
 import { fork, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { describeMachine, ensureBuilt, resultTable, saveReport } from './build.mjs'
+import { quartiles } from './lib.mjs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,14 +21,15 @@ import { chromium } from 'playwright'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
+const figures = ['b', 'b16', 'c', 'w']
 // (w′) runs only when asked for (`--only w,w'`): a reference for (w), not a figure with a goal.
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['b', 'c', 'w']
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : figures
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const started = performance.now()
 const load = os.loadavg()
 
-if (!['b', 'c', 'w', "w'"].some((id) => only.includes(id))) {
-  console.log("bench:browser: nothing to run (it measures b, c, w and w')")
+if (![...figures, "w'"].some((id) => only.includes(id))) {
+  console.log("bench:browser: nothing to run (it measures b, b16, c, w and w')")
   process.exit(0)
 }
 
@@ -45,10 +47,10 @@ const stop = async () => {
   child?.kill()
 }
 const watchdog = setTimeout(async () => {
-  console.error('bench:browser: still running after 4 minutes, stopping')
+  console.error('bench:browser: still running after 5 minutes, stopping')
   await stop()
   process.exit(1)
-}, 240_000)
+}, 300_000)
 watchdog.unref()
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -133,15 +135,16 @@ try {
   const at = 'at-' + Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString('base64url')
   const n = 50
   const rounds = quick ? 11 : 41
-  const spec = { api, at, n, rounds }
-  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : []), ...(only.includes("w'") ? ["w'"] : [])]
-  const us = (ms) => ((ms / n) * 1000).toFixed(0) + ' µs'
-  const quartiles = (xs) => {
-    const s = [...xs].sort((x, y) => x - y)
-    return s[Math.floor((s.length - 1) / 4)].toFixed(2) + '–' + s[Math.ceil(((s.length - 1) * 3) / 4)].toFixed(2)
-  }
+  // (b16): short rounds, many of them, as in Node: two batches of 16 concurrent requests a side.
+  const width = 16
+  const batches = 2
+  const concurrentRounds = quick ? 31 : 101
+  const spec = { api, at, n, rounds, width, batches, concurrentRounds }
+  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('b16') ? ['b16'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : []), ...(only.includes("w'") ? ["w'"] : [])]
+  const us = (ms, count = n) => ((ms / count) * 1000).toFixed(0) + ' µs'
   const what = {
     b: ['tm.fetch with a Bearer token vs raw fetch, cross-origin loopback HTTP', 1.05, 'raw fetch'],
+    b16: ['tm.fetch with a Bearer token vs raw fetch, 16 concurrent requests, cross-origin loopback HTTP', 1.05, 'raw fetch'],
     c: ['tm.fetch with DPoP vs raw fetch with the same headers, cross-origin loopback HTTP', 1.45, 'raw fetch'],
     "c'": ['tm.fetch with DPoP vs the floor of a DPoP request (1 sign + 1 digest + raw fetch with the same headers)', null, 'floor'],
     w: ['worker mode: tm.fetch through connectTokenManager vs in-page tm.fetch, both DPoP, cross-origin loopback HTTP', 1.1, 'in-page tm.fetch', 'worker-mode tm.fetch'],
@@ -162,9 +165,13 @@ try {
         continue
       }
       const [text, goal, other, measured = 'tm.fetch'] = what[id]
+      const count = id == 'b16' ? width * batches : n
+      const shape = id == 'b16' ? `${batches} batches of ${width} concurrent requests` : `${n} sequential requests`
+      const refreshed = id != 'b16' ? '' : `, ${r.refreshes} refreshes while timing${r.refreshes ? ' (should be 0: FAILED)' : ''}`
+      if (r.refreshes) process.exitCode = 1
       const detail =
-        `${measured} ${us(r.a)} per request, ${other} ${us(r.b)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ` +
-        `${rounds} rounds × ${n} sequential requests; ${r.requests} API requests, ${r.preflight} preflight${r.preflight == 1 ? '' : 's'}`
+        `${measured} ${us(r.a, count)} per request, ${other} ${us(r.b, count)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ` +
+        `${id == 'b16' ? concurrentRounds : rounds} rounds × ${shape}; ${r.requests} API requests, ${r.preflight} preflight${r.preflight == 1 ? '' : 's'}${refreshed}`
       results.push({ id, what: `${text}, ${where}`, ratio: r.ratio, goal, detail })
       const mark = goal == null ? '' : r.ratio <= goal ? '  (goal ≤ ' + goal + '×: met)' : '  (goal ≤ ' + goal + '×: MISSED)'
       console.log(`(${id}) ${text}: ${r.ratio.toFixed(3)}×${mark}\n     ${detail}`)

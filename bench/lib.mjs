@@ -19,6 +19,23 @@ export async function timeSequential(fn, n) {
 }
 
 /**
+ * Runs `batches` batches of `width` calls of `fn` at once (`Promise.all`), one batch after the
+ * other; resolves with the elapsed milliseconds. Both variants of a figure build their batches the
+ * same way, so the array and the `Promise.all` cost the same on both sides.
+ */
+export async function timeConcurrent(fn, width, batches) {
+  const t0 = performance.now()
+  for (let i = 0; i < batches; i++) await Promise.all(Array.from({ length: width }, (_, j) => fn(i * width + j)))
+  return performance.now() - t0
+}
+
+/** The interquartile range of per-round ratios, for a report's details: `0.97–1.04`. */
+export const quartiles = (xs) => {
+  const s = [...xs].sort((x, y) => x - y)
+  return s[Math.floor((s.length - 1) / 4)].toFixed(2) + '–' + s[Math.ceil(((s.length - 1) * 3) / 4)].toFixed(2)
+}
+
+/**
  * Interleaved rounds of two variants.
  * @param {{ rounds: number, warmup?: number, a: () => Promise<number>, b: () => Promise<number> }} spec
  *   `a` and `b` each run one batch and resolve with its elapsed milliseconds.

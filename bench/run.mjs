@@ -1,7 +1,7 @@
 // `npm run bench`: latchkey's cost, each figure a ratio measured side by side in this one process
 // against the least a correct client must do. See bench/README.md for the method of each figure.
 //
-//   node --expose-gc bench/run.mjs [--quick] [--only a,b,c,d,e] [--update]
+//   node --expose-gc bench/run.mjs [--quick] [--only a,b,b16,c,d,e] [--update]
 //
 // Runs the built package (dist/index.js; rebuilt first when older than src/). Prints a Markdown
 // table and, after a full run, writes it with the machine it ran on to bench/results/last-run.md;
@@ -11,7 +11,7 @@ import { fork, spawnSync } from 'node:child_process'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { describeMachine, ensureBuilt, resultTable, saveReport } from './build.mjs'
-import { b64u, median, sideBySide, sleep, timeSequential } from './lib.mjs'
+import { b64u, median, quartiles, sideBySide, sleep, timeConcurrent, timeSequential } from './lib.mjs'
 
 if (typeof globalThis.gc != 'function') {
   // (e) needs a collector it can call: start again with one.
@@ -21,7 +21,8 @@ if (typeof globalThis.gc != 'function') {
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['a', 'b', 'c', 'd', 'e']
+const figures = ['a', 'b', 'b16', 'c', 'd', 'e']
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : figures
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const started = performance.now()
 const load = os.loadavg()
@@ -219,6 +220,40 @@ for (const [id, dpop, goal] of [['b', false, 1.05], ['c', true, 1.45]]) {
     `tm.fetch ${us(f.a, n)} per request, floor ${us(f.b, n)}`)
 }
 
+// --- (b16) (b) with 16 requests at a time ------------------------------------------------------
+// Batches of 16 concurrent requests (Promise.all), as an app's page load sends them: the same
+// session, URL, header and body handling as (b), with the batches one after the other.
+if (only.includes('b16')) {
+  const width = 16
+  const tm = manager({ dpop: false })
+  // A day-long token, set before timing: nothing inside the timed part may refresh.
+  const seed = await post('/seed?type=Bearer&expires_in=86400')
+  await tm.setTokens(seed)
+  let refreshes = 0
+  tm.on('refresh', () => refreshes++)
+  tm.on('refresh-error', () => refreshes++)
+  const headers = { authorization: 'Bearer ' + seed.access_token }
+  // Short rounds, many of them: two batches a side (a few ms), so that both halves of a round see
+  // the same machine, and 401 rounds for a steady median (see bench/README.md).
+  const batches = 2
+  const rounds = quick ? 101 : 401
+  const n = width * batches
+  const before = await stats()
+  const r = await sideBySide({
+    rounds,
+    warmup: 20,
+    a: () => timeConcurrent(async () => drain(await tm.fetch(API)), width, batches),
+    b: () => timeConcurrent(async () => drain(await fetch(API, { headers })), width, batches),
+  })
+  const after = await stats()
+  const tokens = after.token - before.token
+  record('b16', 'tm.fetch with a Bearer token vs raw fetch, 16 concurrent requests, loopback HTTP', r.ratio, 1.05,
+    `tm.fetch ${us(r.a, n)} per request, raw fetch ${us(r.b, n)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ` +
+      `${rounds} rounds × ${batches} batches of ${width} concurrent requests; ${after.api - before.api} API requests, ` +
+      `${tokens} token requests and ${refreshes} refreshes while timing${tokens || refreshes ? ' (should be 0: FAILED)' : ''}`)
+  if (tokens || refreshes) process.exitCode = 1
+}
+
 // --- (d) a storm of 1000 calls after expiry ----------------------------------------------------
 if (only.includes('d')) {
   const N = 1000
@@ -294,11 +329,11 @@ child.disconnect()
 
 // --- report ------------------------------------------------------------------------------------
 const machine = describeMachine(load, `Node ${process.version}`)
-const order = ['a', "a'", "a''", 'b', 'c', "c'", 'd', "d'", 'e']
+const order = ['a', "a'", "a''", 'b', 'b16', 'c', "c'", 'd', "d'", 'e']
 results.sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id))
 const table = resultTable(results)
 const when = new Date().toISOString().slice(0, 10)
 const text = `Measured ${when} with \`npm run bench\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${table}\n\nDetails:\n\n${results.map((r) => `- (${r.id}) ${r.detail}`).join('\n')}\n`
 console.log('\n' + text)
 console.log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`)
-if (!quick && only.length == 5) saveReport('last-run.md', text, args)
+if (!quick && figures.every((id) => only.includes(id))) saveReport('last-run.md', text, args)
