@@ -129,6 +129,35 @@ const figures = {
       worker.terminate()
     }
   },
+
+  /**
+   * (w′): the floor under (w): the same core in a module worker behind the bare minimum of
+   * messaging (one message each way, nothing checked), the Response rebuilt in the page, vs the
+   * in-page tm.fetch. What (w) pays beyond this is connectTokenManager's own work.
+   */
+  async "w'"({ api, at, n, rounds }) {
+    const url = api + '/api/items'
+    const inPage = createTokenManager({ clientId: 'bench-page-floor', tokenEndpoint: api + '/token', allowedOrigins: [api] })
+    await inPage.setTokens(session(at, 'DPoP'))
+    const worker = new Worker('/bench-floor-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
+    const call = (message) => new Promise((resolve) => ((worker.onmessage = ({ data }) => resolve(data)), worker.postMessage(message)))
+    await call({ tokens: session(at, 'DPoP') })
+    const viaWorker = async () => {
+      const r = await call(url)
+      const res = new Response(r.b, r)
+      Object.defineProperty(res, 'url', { value: r.url })
+      return res
+    }
+    try {
+      return await sideBySide({
+        rounds,
+        a: () => timeSequential(async () => drain(await viaWorker()), n),
+        b: () => timeSequential(async () => drain(await inPage.fetch(url)), n),
+      })
+    } finally {
+      worker.terminate()
+    }
+  },
 }
 
 /**

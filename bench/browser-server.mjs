@@ -6,6 +6,7 @@
 //                 GET /latchkey.min.js    the built package (dist/latchkey.min.js)
 //                 GET /worker.min.js      worker mode's build (dist/worker.min.js)
 //                 GET /bench-worker.mjs   the module worker of (w): serveTokenManager for ?api=
+//                 GET /bench-floor-worker.mjs  the module worker of (w′): the core behind bare messages
 //                 GET /lib.mjs            bench/lib.mjs, the same rounds and medians as in Node
 //                 GET /perf_hooks.mjs     `performance` for lib.mjs (the page maps node:perf_hooks here)
 //                 GET /browser-page.mjs   the figures, run inside the page
@@ -37,11 +38,26 @@ const WORKER = `import { serveTokenManager } from '/worker.min.js'
 const api = new URL(location.href).searchParams.get('api')
 serveTokenManager({ clientId: 'bench-worker', tokenEndpoint: api + '/token', allowedOrigins: [api] })
 `
+// The worker of (w′), the floor of a worker-mode call: the same core (latchkey.min.js) in a module
+// worker, behind the least messaging a worker-based client needs: one message in, one message out
+// (status, headers, url and the body, transferred), with no call ids to check, no errors, aborts or
+// streams handled. The page rebuilds the Response from it, as connectTokenManager does.
+const FLOOR_WORKER = `import { createTokenManager } from '/latchkey.min.js'
+const api = new URL(location.href).searchParams.get('api')
+const tm = createTokenManager({ clientId: 'bench-floor', tokenEndpoint: api + '/token', allowedOrigins: [api] })
+onmessage = async ({ data }) => {
+  if (data.tokens) return postMessage(await tm.setTokens(data.tokens))
+  const res = await tm.fetch(data)
+  const b = await res.arrayBuffer()
+  postMessage({ status: res.status, statusText: res.statusText, headers: [...res.headers], url: res.url, b }, [b])
+}
+`
 const files = {
   '/': ['text/html; charset=utf-8', PAGE],
   '/latchkey.min.js': ['text/javascript', readFileSync(here('../dist/latchkey.min.js'))],
   '/worker.min.js': ['text/javascript', readFileSync(here('../dist/worker.min.js'))],
   '/bench-worker.mjs': ['text/javascript', WORKER],
+  '/bench-floor-worker.mjs': ['text/javascript', FLOOR_WORKER],
   '/lib.mjs': ['text/javascript', readFileSync(here('lib.mjs'))],
   '/perf_hooks.mjs': ['text/javascript', 'export const performance = globalThis.performance\n'],
   '/browser-page.mjs': ['text/javascript', readFileSync(here('browser-page.mjs'))],

@@ -22,13 +22,14 @@ import { chromium } from 'playwright'
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const figures = ['b', 'b16', 'c', 'w']
+// (w′) runs only when asked for (`--only w,w'`): a reference for (w), not a figure with a goal.
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : figures
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const started = performance.now()
 const load = os.loadavg()
 
-if (!figures.some((id) => only.includes(id))) {
-  console.log('bench:browser: nothing to run (it measures b, b16, c and w)')
+if (![...figures, "w'"].some((id) => only.includes(id))) {
+  console.log("bench:browser: nothing to run (it measures b, b16, c, w and w')")
   process.exit(0)
 }
 
@@ -139,7 +140,7 @@ try {
   const batches = 2
   const concurrentRounds = quick ? 31 : 101
   const spec = { api, at, n, rounds, width, batches, concurrentRounds }
-  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('b16') ? ['b16'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : [])]
+  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('b16') ? ['b16'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : []), ...(only.includes("w'") ? ["w'"] : [])]
   const us = (ms, count = n) => ((ms / count) * 1000).toFixed(0) + ' µs'
   const what = {
     b: ['tm.fetch with a Bearer token vs raw fetch, cross-origin loopback HTTP', 1.05, 'raw fetch'],
@@ -147,6 +148,7 @@ try {
     c: ['tm.fetch with DPoP vs raw fetch with the same headers, cross-origin loopback HTTP', 1.45, 'raw fetch'],
     "c'": ['tm.fetch with DPoP vs the floor of a DPoP request (1 sign + 1 digest + raw fetch with the same headers)', null, 'floor'],
     w: ['worker mode: tm.fetch through connectTokenManager vs in-page tm.fetch, both DPoP, cross-origin loopback HTTP', 1.1, 'in-page tm.fetch', 'worker-mode tm.fetch'],
+    "w'": ['the floor under (w): the same core in a worker behind one bare message each way vs in-page tm.fetch', null, 'in-page tm.fetch', 'floor worker'],
   }
   const modes = [
     ['Chromium, driven by Playwright', withPlaywright],
@@ -182,8 +184,8 @@ try {
   const report = (title, rows) =>
     `## ${title}\n\nMeasured ${when} with \`npm run bench:browser\`${quick ? ' --quick' : ''} on: ${machine}.\n\n${resultTable(rows)}\n\n` +
     `Details:\n\n${rows.map((r) => `- (${r.id}) ${r.what.split(', ').at(-1)}: ${r.detail}`).join('\n')}\n`
-  const core = results.filter((r) => r.id != 'w')
-  const worker = results.filter((r) => r.id == 'w')
+  const core = results.filter((r) => !r.id.startsWith('w'))
+  const worker = results.filter((r) => r.id.startsWith('w'))
   const text = report('Chromium', core)
   const workerText = report('Chromium: worker mode', worker)
   if (core.length) console.log('\n' + text)

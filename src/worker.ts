@@ -73,10 +73,19 @@ export function serveTokenManager(
   // With `resources`, each API's origin has a token (and a status) of its own.
   const resourceOrigins = Object.keys(options.resources ?? {}).map((o) => new URL(o).origin)
   const snapshot = (): Snapshot => Object.fromEntries([['', tm.status()], ...resourceOrigins.map((o) => [o, tm.status(o)])])
-  const post = (message: ToPage, transfer: Transferable[] = []) => scope.postMessage(message, transfer)
+  // The page keeps the last snapshot it got: a message carries one only when it changed, so the
+  // replies to a run of API calls carry none.
+  let reported = ''
+  const post = (message: ToPage, transfer: Transferable[] = []) => {
+    const s = snapshot()
+    const text = JSON.stringify(s)
+    if (text != reported) message.s = s
+    scope.postMessage(message, transfer)
+    reported = text
+  }
 
   const offs = EVENTS.map((v) =>
-    tm.on(v, (d) => post({ v, d: 'error' in d ? { ...d, error: wireError(d.error) } : d, s: snapshot() })),
+    tm.on(v, (d) => post({ v, d: 'error' in d ? { ...d, error: wireError(d.error) } : d })),
   )
 
   const fetchFor = async (i: number, { url, init, abortable }: WireRequest): Promise<WireResponse> => {
@@ -136,16 +145,16 @@ export function serveTokenManager(
       const method = Object.hasOwn(methods, data.m) ? methods[data.m]! : () => Promise.reject(new TypeError(data.m + ': not a method'))
       r = await method(data.a, i)
     } catch (e) {
-      return post({ i, e: wireError(e), s: snapshot() })
+      return post({ i, e: wireError(e) })
     }
     const b = (r as WireResponse | undefined)?.b
     try {
-      post({ i, r, s: snapshot() }, b ? [b] : [])
+      post({ i, r }, b ? [b] : [])
     } catch (e) {
-      if (!(b instanceof ReadableStream)) return post({ i, e: wireError(e), s: snapshot() })
+      if (!(b instanceof ReadableStream)) return post({ i, e: wireError(e) })
       // Where streams cannot be transferred, the body crosses whole.
       const whole = await new Response(b).arrayBuffer()
-      post({ i, r: { ...(r as WireResponse), b: whole }, s: snapshot() }, [whole])
+      post({ i, r: { ...(r as WireResponse), b: whole } }, [whole])
     }
   }
   scope.addEventListener('message', receive)
@@ -158,9 +167,10 @@ export function serveTokenManager(
  * {@link serveTokenManager} runs). Every method works as in the page, with two differences:
  * `getAccessToken()` rejects with a `LatchkeyError` of code `unsupported`, since no token ever
  * leaves the worker; and `status()` answers from the last state the worker reported (it reports
- * with every reply and event). The worker builds the authorization request; its PKCE verifier
- * and `state` wait in the page's `sessionStorage` (the worker has none), as without a worker. They
- * are not tokens, and the code they redeem is bound to the worker's DPoP key (`dpop_jkt`).
+ * a change with its next reply or event, so before the call that caused it resolves). The worker
+ * builds the authorization request; its PKCE verifier and `state` wait in the page's
+ * `sessionStorage` (the worker has none), as without a worker. They are not tokens, and the code
+ * they redeem is bound to the worker's DPoP key (`dpop_jkt`).
  *
  * `fetch` takes what `fetch` takes and resolves with a real `Response` (`status`, `statusText`,
  * `headers`, `url`, body; not `type` or `redirected`). A request body is read into bytes first (so
@@ -194,7 +204,7 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
   let failed: WireError | undefined
   const receive = ({ data }: MessageEvent<ToPage>) => {
     heard = true
-    snapshot = data.s
+    if (data.s) snapshot = data.s
     if ('v' in data) {
       const d = data.d as { error?: WireError | Error }
       if (d.error) d.error = fromWire(d.error as WireError)
@@ -249,8 +259,11 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       signal?.throwIfAborted()
       const body = stream ?? (request?.body ? await request.arrayBuffer() : null)
       const url = request ? request.url : new URL(input as string | URL, globalThis.location?.href).href
-      const wire: WireRequest = { url, init: { headers: [...new Headers(source.headers)], body } }
-      for (const key of REQUEST_FIELDS) (wire.init as Record<string, unknown>)[key] = source[key]
+      // Only what the caller set crosses; the worker's fetch fills in the same defaults.
+      const wire: WireRequest = { url, init: {} }
+      for (const key of REQUEST_FIELDS) if (source[key] != null) (wire.init as Record<string, unknown>)[key] = source[key]
+      if (source.headers) wire.init.headers = [...new Headers(source.headers)]
+      if (body) wire.init.body = body
       if (signal) wire.abortable = 1
       if (stream) wire.init.duplex = 'half'
       let pending: Promise<WireResponse>

@@ -151,6 +151,23 @@ describe('worker mode: login and calls', () => {
     expect(tm.status()?.generation).toBe(2)
   })
 
+  it('a reply carries the session snapshot only when it changed; status() stays the worker\'s', async () => {
+    const { as, api } = await setup({ dpop: true })
+    const { tm, inWorker, crossed } = connect(as, [api.origin])
+    await signIn(tm, as)
+    const before = crossed.length
+    for (let i = 0; i < 3; i++) await (await tm.fetch(api.url('/same'))).arrayBuffer()
+    const replies = crossed.slice(before).filter((m) => !('m' in (m as object)))
+    expect(replies).toHaveLength(3)
+    for (const reply of replies) expect(reply).not.toHaveProperty('s')
+    expect(tm.status()).toEqual(inWorker.status())
+    // A refresh during a call: the reply that follows carries the new state.
+    advance(301)
+    await tm.fetch(api.url('/after-expiry'))
+    expect(tm.status()).toEqual(inWorker.status())
+    expect(tm.status()?.generation).toBe(2)
+  })
+
   it('refreshes an expired token before the request, as the core does', async () => {
     const { as, api } = await setup({ dpop: true })
     const { tm } = connect(as, [api.origin])

@@ -59,11 +59,11 @@ export type Snapshot = Record<string, SessionInfo | undefined>
 
 /**
  * Page → worker (legend: `i` call id, `m` method, `a` arguments; `x` aborts call `i`).
- * Worker → page: a reply `{ i, r }` or `{ i, e }`, or an event `{ v, d }`; each with `s`, the
- * session snapshot after it.
+ * Worker → page: a reply `{ i, r }` or `{ i, e }`, or an event `{ v, d }`; `s`, the session
+ * snapshot after it, when it differs from the last one sent.
  */
 export type ToWorker = { i: number; m: string; a: unknown[] } | { i: number; x: 1 }
-export type ToPage = { i: number; r?: unknown; e?: WireError; s: Snapshot } | { v: string; d: unknown; s: Snapshot }
+export type ToPage = ({ i: number; r?: unknown; e?: WireError } | { v: string; d: unknown }) & { s?: Snapshot }
 
 /** An error as it crosses (no `cause`, no `response`: the message and the OAuth fields are all). */
 export function wireError(e: unknown): WireError {
