@@ -61,9 +61,14 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   globalThis.document?.addEventListener('visibilitychange', resume)
   const unlisten = tabs.listen(state.onTabMessage)
 
-  /** The `resources` origin whose token serves requests to `origin`, if it has one. */
-  const resourceOrigin = (origin?: string) => {
-    const o = origin ? new URL(origin, here()).origin : config.mainOrigin
+  /**
+   * The `resources` origin whose token serves requests to `url`'s origin (the main API's without
+   * `url`), if it has one. With `refuse`, an origin that gets no token at all is a TypeError
+   * (invariant 2: a token is handed out for an allowed origin only, as `fetch` attaches it).
+   */
+  const resourceOrigin = (url?: string, refuse?: boolean) => {
+    const o = url ? new URL(url, here()).origin : config.mainOrigin
+    if (refuse && url && !config.origins.has(o!)) invalid('origin', 'not allowed')
     return o && config.resourceOf.has(o) ? o : undefined
   }
 
@@ -106,11 +111,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     exchangeCode,
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
     fetch: createAuthorizedFetch(context, { current, renew, canRefresh: () => !!(state.session?.rt || config.refresh) }),
-    async getAccessToken(origin) {
-      // Invariant 2: a token is handed out for an allowed origin only, as `fetch` attaches it.
-      if (origin && !config.origins.has(new URL(origin, here()).origin)) invalid('origin', 'not allowed')
-      return (await current(resourceOrigin(origin))).at!
-    },
+    getAccessToken: async (origin) => (await current(resourceOrigin(origin, true))).at!,
     refresh: async () => void (await refresh('manual')),
     status(origin) {
       const s = state.session
