@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
-const CORE_LIMIT = 9000
+const CORE_LIMIT = 9216
 
 /**
  * Budgets in bytes of min+gzip. The core's is checked twice: on this minified browser build, and
@@ -27,7 +27,7 @@ export const budgets = {
  * The core entry as an app that does not import `discover` bundles it (test/size.test.ts builds
  * it): discovery tree-shakes away, so this is the core's budget from before discovery existed.
  */
-export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: 8200 }
+export const withoutDiscovery = { entry: 'latchkey (no discover)', limit: CORE_LIMIT - 500 }
 
 /**
  * What a page pays for worker mode: an app that imports only `connectTokenManager` from
