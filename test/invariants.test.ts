@@ -31,213 +31,6 @@ function record(tm: TokenManager) {
 
 const html503 = (res: import('node:http').ServerResponse) => (res.writeHead(503, { 'content-type': 'text/html' }).end('<html>busy</html>'), true)
 
-// ---------------------------------------------------------------------------------------------
-// Bugs found by this review: each test fails on the code as it stands and passes with the fix
-// described next to it.
-// ---------------------------------------------------------------------------------------------
-
-describe('bugs', () => {
-  // manager.ts fetch(): the origin is checked on a snapshot of `input`, but `input` itself is sent.
-  // A URL object changed while tm.fetch awaits the session goes out to its new origin with the token.
-  it('a URL object changed after tm.fetch() was called does not take the token to another origin', async () => {
-    const { as, api } = await setup()
-    const other = await startApi(as)
-    cleanups.push(other.close)
-    const tm = manager(as, [api.origin])
-    const seeded = as.seed()
-    await tm.setTokens(seeded)
-    const url = new URL(api.url('/mine'))
-    const pending = tm.fetch(url)
-    url.href = other.url('/stolen') // e.g. a loop reusing one URL object for several hosts
-    await pending
-    expect(other.requests.map((r) => r.authorization)).not.toContain('Bearer ' + seeded.access_token)
-    expect(other.requests.every((r) => r.authorization === undefined)).toBe(true)
-  })
-
-  // manager.ts run()/timed(): a custom refresh function's error becomes the `cause` of a
-  // NetworkError. V8's JSON parse errors quote the body, so the README's own example
-  // (`(await fetch(...)).json()`) puts a token into the error and the refresh-error event.
-  it('a custom refresh function that fails to parse a body quoting a token leaks no part of it', async () => {
-    const { as, api } = await setup()
-    const short = 'at-' + randomBytes(12).toString('base64url').slice(0, 16) // 19 chars: V8 quotes it whole
-    const long = 'at-' + randomBytes(24).toString('base64url')
-    let body = short
-    const bff = await served((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body))
-    const tm = createTokenManager({
-      clientId: 'spa',
-      allowedOrigins: [api.origin],
-      refresh: async ({ signal }) => (await fetch(bff.url('/auth/refresh'), { method: 'POST', signal })).json(),
-      dpop: false,
-      crossTab: false,
-    })
-    await tm.setTokens(as.seed())
-    const events = record(tm)
-    const e1 = await tm.refresh().catch((e) => e)
-    body = `{"token_type":"Bearer","access_token":${long}}` // an unquoted value: V8 quotes 10 characters of it
-    const e2 = await tm.refresh().catch((e) => e)
-    for (const e of [e1, e2]) {
-      expect(isLatchkeyError(e)).toBe(true)
-      expectNoToken(e, [short, long])
-      // not JSON is a bad response, not a network failure
-      expect(e.code).toBe('invalid_response')
-    }
-    expectNoToken(events, [short, long])
-  })
-
-  // manager.ts parse(): an access_token that cannot go in an HTTP header (CR, LF, NUL, non-ASCII)
-  // is accepted. Every tm.fetch then throws Node's raw TypeError, which quotes the token.
-  it('an access_token that cannot be sent in a header is refused as invalid_response; the last good token stays', async () => {
-    const bad = 'at-' + randomBytes(12).toString('base64url') + '\r\nx-injected: 1'
-    const { as, api } = await setup({ onRefresh: (res) => (json(res, 200, { access_token: bad, token_type: 'Bearer', expires_in: 300 }), true) })
-    const tm = manager(as, [api.origin])
-    const seeded = as.seed()
-    await tm.setTokens(seeded)
-    const error = await tm.refresh().then(
-      () => undefined,
-      (e) => e,
-    )
-    expect(isLatchkeyError(error, 'invalid_response')).toBe(true)
-    const res = await tm.fetch(api.url('/after')).catch((e) => e)
-    expectNoToken(res, [bad.split('\r')[0]!])
-    expect(res.status).toBe(200)
-    expect(api.requests.at(-1)!.authorization).toBe('Bearer ' + seeded.access_token)
-  })
-
-  // manager.ts commit(): logout() during the awaits in commit (counter write, persistence,
-  // announce) is not noticed: adopt() then installs the refreshed session after end() cleared it,
-  // logout resolves with a live session, and the new refresh token is never revoked.
-  it('logout() while a refresh is committing wins: no session after it resolves, the new refresh token revoked', async () => {
-    const { as, api } = await setup()
-    const tabs = slowWriteCrossTab(80) // an IndexedDB write takes a few ms; 80 makes the window wide
-    const tm = manager(as, [api.origin], { crossTab: tabs.tab })
-    await tm.setTokens(as.seed())
-    const committing = tabs.nextWrite()
-    const inflight = tm.refresh().catch((e) => e)
-    await committing // the token response is in; commit is writing the counters
-    await tm.logout()
-    expect(tm.status()).toBeUndefined()
-    expect(isLatchkeyError(await inflight, 'no_session')).toBe(true)
-    const after = await tm.fetch(api.url('/after')).catch((e) => e)
-    expect(isLatchkeyError(after, 'no_session')).toBe(true)
-    expect(api.requests.filter((r) => r.path === '/after')).toHaveLength(0)
-    await sleep(50) // a fire-and-forget revocation may still be on its way
-    expect(as.refreshTokens.size).toBe(0)
-    expect(tabs.counters().epoch).toBeGreaterThanOrEqual(1)
-  })
-
-  // manager.ts run(): a refresh that starts after logout() was called (its era is the new one) is
-  // not dropped: with a custom refresh (cookie pattern) there is no session epoch to compare, so it
-  // commits before logout takes the lock, and logout resolves with that session alive.
-  it('a refresh started after logout() was called, before it resolved, brings no tokens back (custom refresh)', async () => {
-    const { as, api } = await setup()
-    let calls = 0
-    const bff = await served((_req, res) => (calls++, json(res, 200, as.seed({ refresh_token: undefined }))))
-    const tm = createTokenManager({
-      clientId: 'spa',
-      allowedOrigins: [api.origin],
-      refresh: { url: bff.url('/auth/refresh'), credentials: 'include' },
-      dpop: false,
-      crossTab: false,
-    })
-    await tm.setTokens(as.seed())
-    const out = tm.logout()
-    const during = tm.fetch(api.url('/during')).catch((e) => e) // a poll firing at that moment
-    await out
-    expect(tm.status()).toBeUndefined()
-    await during
-    expect(api.requests.filter((r) => r.path === '/during' && r.authorization)).toHaveLength(0)
-    expect(calls).toBe(0)
-  })
-
-  // manager.ts current(): callers that join a pending refresh (`if (pending) return pending`) get
-  // its failure even when their token is still valid; only the caller that started it falls back.
-  // The README promises: "a request whose token is still valid goes ahead with it".
-  it('a failed early refresh lets every concurrent request with a still-valid token go ahead', async () => {
-    const { as, api } = await setup({ delayMs: 50, onRefresh: html503 })
-    const tm = manager(as, [api.origin], { refreshLeewaySeconds: 30 })
-    const seeded = as.seed({ expires_in: 60 })
-    await tm.setTokens(seeded)
-    advance(50) // due (leeway capped at 15 s) but valid for 10 s more
-    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => tm.fetch(api.url('/early/' + i))))
-    expect(as.counts.refresh).toBe(1)
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.status : (r.reason as Error).name))).toEqual([200, 200, 200, 200, 200])
-    // and a request made while a manual refresh is failing, with a token nowhere near expiry
-    vi.useRealTimers()
-    await tm.setTokens(as.seed({ expires_in: 300 }))
-    const manual = tm.refresh().catch((e) => e)
-    const res = await tm.fetch(api.url('/during-manual')).catch((e) => e)
-    expect(isLatchkeyError(await manual, 'invalid_response')).toBe(true)
-    expect(res.status).toBe(200)
-  })
-
-  // manager.ts failure(): a custom refresh endpoint's 401 ends the session only when the body has
-  // no `error`. Most backends send one (`{"error":"unauthorized"}`): the session is then kept, and
-  // restore() for a signed-out visitor rejects with oauth_error instead of resolving false.
-  it('a 401 with a JSON error body from the custom refresh endpoint ends the session; restore() is false', async () => {
-    const { as, api } = await setup()
-    let signedIn = false
-    const bff = await served((_req, res) =>
-      signedIn ? json(res, 200, as.seed({ refresh_token: undefined })) : json(res, 401, { error: 'unauthorized', error_description: 'no session cookie' }),
-    )
-    const options = { clientId: 'spa', allowedOrigins: [api.origin], refresh: { url: bff.url('/auth/refresh') }, dpop: false, crossTab: false } as const
-    const visitor = createTokenManager(options)
-    expect(await visitor.restore().catch((e) => e)).toBe(false)
-
-    signedIn = true
-    const tm = createTokenManager(options)
-    expect(await tm.restore()).toBe(true)
-    signedIn = false // the cookie session ended on the server
-    const events = record(tm)
-    const error = await tm.refresh().catch((e) => e)
-    expect(isLatchkeyError(error, 'session_expired')).toBe(true)
-    expect(tm.status()).toBeUndefined()
-    expect(events.map(([e]) => e)).toEqual(['session-expired'])
-  })
-
-  // manager.ts install()/logout(): a login (setTokens, exchangeCode) that completes while logout()
-  // is still running is installed, and then logout deletes the DPoP key it is bound to: the session
-  // looks signed in but every request fails and its refresh token is rejected.
-  it('a DPoP login that lands while logout() is running is either refused or usable, never a dead session', async () => {
-    const { as, api } = await setup({ dpop: true, delayMs: 150 })
-    const keyStore = memoryKeyStore()
-    const tm = manager(as, [api.origin], { dpop: { keyStore } })
-    await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })
-    const inflight = tm.refresh().catch((e) => e) // holds the lock: logout waits for it
-    await sleep(20)
-    const out = tm.logout()
-    const login = await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' }).catch((e) => e)
-    await Promise.all([out, inflight])
-    if (login === undefined && tm.status()) {
-      const res = await tm.fetch(api.url('/me'))
-      expect(res.status).toBe(200)
-    } else expect(isLatchkeyError(login, 'no_session')).toBe(true)
-    expect(as.counts.reuse).toBe(0)
-  })
-
-  // manager.ts run(): with no session in this tab, run() still waits up to 1 s for a generation
-  // that no tab will announce. The counters persist in IndexedDB, so with a custom refresh (cookie
-  // pattern) every page load after the first session ever pays that second in restore().
-  it('restore() through the cookie endpoint does not wait for a generation no open tab will announce', async () => {
-    const { as, api } = await setup()
-    const bff = await served((_req, res) => json(res, 200, as.seed({ refresh_token: undefined })))
-    const hub = createTabsHub()
-    const gone = hub.tab() // a tab of an earlier visit, long closed
-    await gone.write({ gen: 57, epoch: 3 })
-    gone.close()
-    const tab = hub.tab()
-    cleanups.push(() => tab.close())
-    const tm = createTokenManager({ clientId: 'spa', allowedOrigins: [api.origin], refresh: { url: bff.url('/auth/refresh') }, dpop: false, crossTab: tab })
-    const t0 = Date.now()
-    expect(await tm.restore()).toBe(true)
-    expect(Date.now() - t0).toBeLessThan(500)
-    expect(tm.status()!.generation).toBe(58)
-  })
-})
-
-// ---------------------------------------------------------------------------------------------
-// Tricky cases checked and found correct: kept as regression guards.
-// ---------------------------------------------------------------------------------------------
-
 describe('origins (invariant 2)', () => {
   it('same-origin spellings get the token; look-alike origins get nothing', async () => {
     const { as } = await setup()
@@ -290,6 +83,23 @@ describe('origins (invariant 2)', () => {
     expect(other.requests[0]!.authorization).toBeUndefined()
     const { payload } = await decodeProof(other.requests[0]!.dpop!)
     expect(payload.htu).toBe(api.url('/start'))
+  })
+
+  // The origin is checked on the URL that is sent: a URL object changed while tm.fetch awaits the
+  // session must not take the token to its new origin.
+  it('a URL object changed after tm.fetch() was called does not take the token to another origin', async () => {
+    const { as, api } = await setup()
+    const other = await startApi(as)
+    cleanups.push(other.close)
+    const tm = manager(as, [api.origin])
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    const url = new URL(api.url('/mine'))
+    const pending = tm.fetch(url)
+    url.href = other.url('/stolen') // e.g. a loop reusing one URL object for several hosts
+    await pending
+    expect(other.requests.map((r) => r.authorization)).not.toContain('Bearer ' + seeded.access_token)
+    expect(other.requests.every((r) => r.authorization === undefined)).toBe(true)
   })
 })
 
@@ -378,6 +188,44 @@ describe('single flight and rotation (invariant 4)', () => {
     await Promise.all([tm.refresh(), tm.refresh()])
     expect(as.counts.refresh).toBe(2)
   })
+
+  // Callers that join a pending refresh that fails still go ahead when their token is valid, as the
+  // README promises, not only the caller that started it.
+  it('a failed early refresh lets every concurrent request with a still-valid token go ahead', async () => {
+    const { as, api } = await setup({ delayMs: 50, onRefresh: html503 })
+    const tm = manager(as, [api.origin], { refreshLeewaySeconds: 30 })
+    const seeded = as.seed({ expires_in: 60 })
+    await tm.setTokens(seeded)
+    advance(50) // due (leeway capped at 15 s) but valid for 10 s more
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => tm.fetch(api.url('/early/' + i))))
+    expect(as.counts.refresh).toBe(1)
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.status : (r.reason as Error).name))).toEqual([200, 200, 200, 200, 200])
+    // and a request made while a manual refresh is failing, with a token nowhere near expiry
+    vi.useRealTimers()
+    await tm.setTokens(as.seed({ expires_in: 300 }))
+    const manual = tm.refresh().catch((e) => e)
+    const res = await tm.fetch(api.url('/during-manual')).catch((e) => e)
+    expect(isLatchkeyError(await manual, 'invalid_response')).toBe(true)
+    expect(res.status).toBe(200)
+  })
+
+  // The cross-tab generation wait applies to tabs that hold a session: restore() through the cookie
+  // endpoint in a fresh page does not wait for a generation no open tab will announce.
+  it('restore() through the cookie endpoint does not wait for a generation no open tab will announce', async () => {
+    const { as, api } = await setup()
+    const bff = await served((_req, res) => json(res, 200, as.seed({ refresh_token: undefined })))
+    const hub = createTabsHub()
+    const gone = hub.tab() // a tab of an earlier visit, long closed
+    await gone.write({ gen: 57, epoch: 3 })
+    gone.close()
+    const tab = hub.tab()
+    cleanups.push(() => tab.close())
+    const tm = createTokenManager({ clientId: 'spa', allowedOrigins: [api.origin], refresh: { url: bff.url('/auth/refresh') }, dpop: false, crossTab: tab })
+    const t0 = Date.now()
+    expect(await tm.restore()).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(500)
+    expect(tm.status()!.generation).toBe(58)
+  })
 })
 
 describe('bounded retries (invariant 5)', () => {
@@ -457,6 +305,69 @@ describe('logout wins (invariant 7)', () => {
     await tm.refresh()
     expect(as.counts.reuse).toBe(0)
   })
+
+  // logout() during a refresh's commit (counter write, persistence, announce) wins: the refreshed
+  // session is not installed after logout cleared it, and its new refresh token is revoked.
+  it('logout() while a refresh is committing wins: no session after it resolves, the new refresh token revoked', async () => {
+    const { as, api } = await setup()
+    const tabs = slowWriteCrossTab(80) // an IndexedDB write takes a few ms; 80 makes the window wide
+    const tm = manager(as, [api.origin], { crossTab: tabs.tab })
+    await tm.setTokens(as.seed())
+    const committing = tabs.nextWrite()
+    const inflight = tm.refresh().catch((e) => e)
+    await committing // the token response is in; commit is writing the counters
+    await tm.logout()
+    expect(tm.status()).toBeUndefined()
+    expect(isLatchkeyError(await inflight, 'no_session')).toBe(true)
+    const after = await tm.fetch(api.url('/after')).catch((e) => e)
+    expect(isLatchkeyError(after, 'no_session')).toBe(true)
+    expect(api.requests.filter((r) => r.path === '/after')).toHaveLength(0)
+    await sleep(50) // a fire-and-forget revocation may still be on its way
+    expect(as.refreshTokens.size).toBe(0)
+    expect(tabs.counters().epoch).toBeGreaterThanOrEqual(1)
+  })
+
+  // With a custom refresh (cookie pattern) there is no refresh token to compare: a refresh that
+  // starts after logout() was called still brings nothing back.
+  it('a refresh started after logout() was called, before it resolved, brings no tokens back (custom refresh)', async () => {
+    const { as, api } = await setup()
+    let calls = 0
+    const bff = await served((_req, res) => (calls++, json(res, 200, as.seed({ refresh_token: undefined }))))
+    const tm = createTokenManager({
+      clientId: 'spa',
+      allowedOrigins: [api.origin],
+      refresh: { url: bff.url('/auth/refresh'), credentials: 'include' },
+      dpop: false,
+      crossTab: false,
+    })
+    await tm.setTokens(as.seed())
+    const out = tm.logout()
+    const during = tm.fetch(api.url('/during')).catch((e) => e) // a poll firing at that moment
+    await out
+    expect(tm.status()).toBeUndefined()
+    await during
+    expect(api.requests.filter((r) => r.path === '/during' && r.authorization)).toHaveLength(0)
+    expect(calls).toBe(0)
+  })
+
+  // A DPoP login that completes while logout() runs is refused or usable, never installed with the
+  // key logout then deletes (a session that looks signed in and can do nothing).
+  it('a DPoP login that lands while logout() is running is either refused or usable, never a dead session', async () => {
+    const { as, api } = await setup({ dpop: true, delayMs: 150 })
+    const keyStore = memoryKeyStore()
+    const tm = manager(as, [api.origin], { dpop: { keyStore } })
+    await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' })
+    const inflight = tm.refresh().catch((e) => e) // holds the lock: logout waits for it
+    await sleep(20)
+    const out = tm.logout()
+    const login = await tm.exchangeCode({ code: as.code(), codeVerifier: 'v', redirectUri: 'http://127.0.0.1/cb' }).catch((e) => e)
+    await Promise.all([out, inflight])
+    if (login === undefined && tm.status()) {
+      const res = await tm.fetch(api.url('/me'))
+      expect(res.status).toBe(200)
+    } else expect(isLatchkeyError(login, 'no_session')).toBe(true)
+    expect(as.counts.reuse).toBe(0)
+  })
 })
 
 describe('bad server input (invariant 8)', () => {
@@ -490,6 +401,25 @@ describe('bad server input (invariant 8)', () => {
     expect(isLatchkeyError(error, 'network_error')).toBe(true)
     expectNoToken(error, tokensOf(as))
     expect(tm.status()).toBeDefined()
+  })
+
+  // An access_token that cannot go in an HTTP header (CR, LF, NUL, non-ASCII) would make every
+  // later fetch throw the platform's TypeError, which quotes it: refused at the door instead.
+  it('an access_token that cannot be sent in a header is refused as invalid_response; the last good token stays', async () => {
+    const bad = 'at-' + randomBytes(12).toString('base64url') + '\r\nx-injected: 1'
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 200, { access_token: bad, token_type: 'Bearer', expires_in: 300 }), true) })
+    const tm = manager(as, [api.origin])
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    const error = await tm.refresh().then(
+      () => undefined,
+      (e) => e,
+    )
+    expect(isLatchkeyError(error, 'invalid_response')).toBe(true)
+    const res = await tm.fetch(api.url('/after')).catch((e) => e)
+    expectNoToken(res, [bad.split('\r')[0]!])
+    expect(res.status).toBe(200)
+    expect(api.requests.at(-1)!.authorization).toBe('Bearer ' + seeded.access_token)
   })
 })
 
@@ -553,10 +483,64 @@ describe('no token in errors, events or warnings (invariant 6)', () => {
       process.setUncaughtExceptionCaptureCallback(null)
     }
   })
+
+  // V8's JSON parse errors quote their input: a custom refresh function that parses a body quoting
+  // a token (README's own example) must not pass that text on through a cause or a refresh-error event.
+  it('a custom refresh function that fails to parse a body quoting a token leaks no part of it', async () => {
+    const { as, api } = await setup()
+    const short = 'at-' + randomBytes(12).toString('base64url').slice(0, 16) // 19 chars: V8 quotes it whole
+    const long = 'at-' + randomBytes(24).toString('base64url')
+    let body = short
+    const bff = await served((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body))
+    const tm = createTokenManager({
+      clientId: 'spa',
+      allowedOrigins: [api.origin],
+      refresh: async ({ signal }) => (await fetch(bff.url('/auth/refresh'), { method: 'POST', signal })).json(),
+      dpop: false,
+      crossTab: false,
+    })
+    await tm.setTokens(as.seed())
+    const events = record(tm)
+    const e1 = await tm.refresh().catch((e) => e)
+    body = `{"token_type":"Bearer","access_token":${long}}` // an unquoted value: V8 quotes 10 characters of it
+    const e2 = await tm.refresh().catch((e) => e)
+    for (const e of [e1, e2]) {
+      expect(isLatchkeyError(e)).toBe(true)
+      expectNoToken(e, [short, long])
+      // not JSON is a bad response, not a network failure
+      expect(e.code).toBe('invalid_response')
+    }
+    expectNoToken(events, [short, long])
+  })
 })
 
 // Keeps `printable` honest: it must see a token hidden in a cause, as console.log would.
 it('the leak check sees a token hidden in a non-enumerable cause', () => {
   const error = new Error('outer', { cause: new Error('inner at-SECRET-0123456789') })
   expect(printable(error)).toContain('at-SECRET-0123456789')
+})
+
+describe('a refused refresh ends the session (invariant 13)', () => {
+  // Most backends answer a refused cookie with a JSON error body: a 401 from the custom refresh
+  // endpoint ends the session whatever its body, and restore() for a signed-out visitor is false.
+  it('a 401 with a JSON error body from the custom refresh endpoint ends the session; restore() is false', async () => {
+    const { as, api } = await setup()
+    let signedIn = false
+    const bff = await served((_req, res) =>
+      signedIn ? json(res, 200, as.seed({ refresh_token: undefined })) : json(res, 401, { error: 'unauthorized', error_description: 'no session cookie' }),
+    )
+    const options = { clientId: 'spa', allowedOrigins: [api.origin], refresh: { url: bff.url('/auth/refresh') }, dpop: false, crossTab: false } as const
+    const visitor = createTokenManager(options)
+    expect(await visitor.restore().catch((e) => e)).toBe(false)
+
+    signedIn = true
+    const tm = createTokenManager(options)
+    expect(await tm.restore()).toBe(true)
+    signedIn = false // the cookie session ended on the server
+    const events = record(tm)
+    const error = await tm.refresh().catch((e) => e)
+    expect(isLatchkeyError(error, 'session_expired')).toBe(true)
+    expect(tm.status()).toBeUndefined()
+    expect(events.map(([e]) => e)).toEqual(['session-expired'])
+  })
 })
