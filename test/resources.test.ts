@@ -3,12 +3,10 @@
 // token is presented once per rotation, in any tab.
 import { describe, expect, it } from 'vitest'
 import { createTokenManager, memoryKeyStore, type TokenManager, type TokenManagerEvents, type TokenManagerOptions } from '../src/index.js'
-import { advance, cleanups, windowEvents } from './support/harness.js'
+import { advance, cleanups, sleep, windowEvents } from './support/harness.js'
 import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
 import { startApi, startTokenServer, type TokenServer } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function twoApis(serverOptions: Parameters<typeof startTokenServer>[0] = {}) {
   const as = await startTokenServer({ expiresIn: 60, ...serverOptions })

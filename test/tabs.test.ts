@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, memoryKeyStore, type KeyStore, type TokenManagerOptions } from '../src/index.js'
 import { type TokenServer } from './support/servers.js'
-import { advance, cleanups, setup } from './support/harness.js'
+import { advance, cleanups, setup, sleep, until } from './support/harness.js'
 import { createTabsHub } from './support/tabs.js'
 
 /** Opens `n` tabs of one client sharing a hub and (for DPoP) one key store, as tabs share IndexedDB. */
@@ -20,13 +20,6 @@ function openTabs(as: TokenServer, apiOrigin: string, n: number, hub: ReturnType
       ...rest,
     })
   })
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Waits until `ok()` holds (messages between tabs take a while on a loaded machine); bounded. */
-async function until(ok: () => boolean, ms = 5000) {
-  for (const started = Date.now(); !ok(); await sleep(5)) if (Date.now() - started > ms) throw new Error('timed out waiting')
 }
 
 describe.each([

@@ -57,3 +57,10 @@ export function windowEvents(): EventTarget {
   cleanups.push(() => void ([g.addEventListener, g.removeEventListener] = saved))
   return target
 }
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Waits until `ok()` holds (messages between tabs take a while on a loaded machine); bounded. */
+export async function until(ok: () => boolean, ms = 5000) {
+  for (const started = Date.now(); !ok(); await sleep(5)) if (Date.now() - started > ms) throw new Error('timed out waiting')
+}

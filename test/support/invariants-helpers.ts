@@ -7,8 +7,9 @@ import { expect } from 'vitest'
 import type { CrossTab } from '../../src/index.js'
 import { json, serve, type TokenServer } from './servers.js'
 import { createTabsHub } from './tabs.js'
+import { sleep } from './harness.js'
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+export { sleep }
 
 /** Every token value the token server ever issued or rotated out. */
 export const tokensOf = (as: TokenServer) => [...as.accessTokens.keys(), ...as.refreshTokens.keys(), ...as.rotatedOut]
