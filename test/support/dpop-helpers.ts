@@ -4,8 +4,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createHash } from 'node:crypto'
 import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
 import { expect } from 'vitest'
-import type { KeyStore } from '../../src/index.js'
-import { serve } from './servers.js'
+import type { KeyStore, TokenManager } from '../../src/index.js'
+import { serve, type TokenServer } from './servers.js'
 
 export interface DecodedProof {
   header: Record<string, unknown> & { jwk: JWK }
@@ -163,4 +163,17 @@ export function expectNoSecret(value: unknown, secrets: string[]) {
   visit(value, 0)
   const text = parts.join('\n')
   for (const s of secrets) if (s) expect(text).not.toContain(s)
+}
+
+/** Signs in through the authorization_code grant, which is what binds the tokens to the key. */
+export const login = (tm: TokenManager, as: TokenServer) =>
+  tm.exchangeCode({ code: as.code(), codeVerifier: 'x', redirectUri: 'http://127.0.0.1/cb' })
+
+export const payloadOf = (proof: string) => JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
+
+/** The statuses each path was answered with, in order. */
+export function attemptsByPath(requests: { path: string; status: number }[]) {
+  const map = new Map<string, number[]>()
+  for (const r of requests) map.set(r.path, [...(map.get(r.path) ?? []), r.status])
+  return map
 }
