@@ -202,7 +202,11 @@ export interface TokenManager {
   restore(): Promise<boolean>
   /** Builds an authorization code request URL with PKCE (S256), `state` and `dpop_jkt`. */
   authorizationUrl(parameters: AuthorizationParameters): Promise<string>
-  /** Completes the login on the redirect URI: checks `state`, exchanges the code with DPoP. */
+  /**
+   * Completes the login on the redirect URI: checks `state`, exchanges the code with DPoP. Called
+   * again with the same URL (React StrictMode runs effects twice), it returns the same promise:
+   * one code exchange.
+   */
   handleRedirect(url: string | URL): Promise<void>
   /** Adopts a token response from any login; validates it strictly, keeping the old state on error. */
   setTokens(response: TokenResponse): Promise<void>
@@ -225,9 +229,24 @@ export interface TokenManager {
   refresh(): Promise<void>
   /**
    * The current access token without its value (of `origin`'s resource, with `resources`), or
-   * `undefined` when signed out or when that token has not been fetched yet.
+   * `undefined` when signed out or when that token has not been fetched yet. The same object until
+   * that token changes (a snapshot for `useSyncExternalStore`; see {@link TokenManager.subscribe}).
    */
   status(origin?: string): SessionInfo | undefined
+  /**
+   * Subscribes to every change of the session: new tokens (a login, a refresh, another tab), a
+   * logout here or in another tab, a session the server ended. Calls `listener` at once with
+   * `status()`, then after every change, and returns the function that unsubscribes: the token
+   * manager is a Svelte store of `status()`. Read `status(origin)` in the listener for another
+   * origin's token; `status()` returns the same object until the session changes, so a listener may
+   * be called with a value it has seen.
+   *
+   * @example
+   * ```ts
+   * const off = tm.subscribe((session) => render(session))
+   * ```
+   */
+  subscribe(listener: (session: SessionInfo | undefined) => void): () => void
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
   /** Revokes the refresh token, clears memory, deletes the DPoP key (a `dpop.signer`'s key stays the app's) and signs out every tab. */
