@@ -73,7 +73,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
-    const url = tokenEndpoint ?? invalid('tokenEndpoint')
+    const url = tokenEndpoint ?? invalid('tokenEndpoint', '')
     // A logout that starts before this login is installed wins over it: its proof used the old key.
     const epochAtStart = state.localEpoch
     // RFC 8707: with `resources` only, the login's token is the first API's.
