@@ -22,6 +22,8 @@ const status = (page: Page) => page.evaluate(() => document.querySelector('#stat
 const generation = (page: Page) => page.evaluate(() => Number((document.querySelector('#status') as HTMLElement | null)?.dataset['generation']))
 const counters = (page: Page) => page.evaluate(() => (globalThis as unknown as { latchkeyApp: { renders: number; starts: number } }).latchkeyApp)
 const click = (page: Page, id: string) => page.evaluate((id) => (document.getElementById(id) as HTMLButtonElement).click(), id)
+/** The authorization server's one-click sign-in page. */
+const continueAsDemoUser = (page: Page) => page.evaluate(() => (document.querySelector('form button[type=submit]') as HTMLButtonElement).click())
 const waitForStatus = (page: Page, text: string, timeout?: number) =>
   page.waitForFunction((text) => document.querySelector('#status')?.textContent?.trim() == text, text, { timeout: timeout ?? 10_000 })
 
@@ -47,7 +49,7 @@ for (const framework of ['react', 'vue'] as const) {
         // Sign in through the real authorization server.
         await click(page, 'sign-in')
         await page.waitForURL((url) => url.origin == demo.as.issuer && url.pathname.startsWith('/interaction/'))
-        await page.getByRole('button', { name: 'Continue as demo user' }).click()
+        await continueAsDemoUser(page)
         await waitForStatus(page, 'Signed in')
         expect(demo.as.counts.authorizationCode).toBe(1)
         expect(demo.as.counts.invalidGrant).toBe(0)
@@ -93,5 +95,25 @@ for (const framework of ['react', 'vue'] as const) {
         await demo.stop()
       }
     })
+
+    if (framework == 'react')
+      test('RequireSession starts one sign-in when there is no session, under StrictMode', async ({ page }) => {
+        const demo = await startDemo({ root, requireNonce: false })
+        try {
+          const errors = watchErrors(page)
+          await page.goto(demo.appUrl + '?page=billing')
+          await page.waitForURL((url) => url.origin == demo.as.issuer && url.pathname.startsWith('/interaction/'))
+          await continueAsDemoUser(page)
+          await waitForStatus(page, 'Signed in')
+          expect(demo.as.counts.authorizationCode).toBe(1)
+          // Each authorizationUrl() leaves a login in sessionStorage until its redirect is handled:
+          // none is left, so the guard's effect (run twice by StrictMode) signed in once.
+          const logins = await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith('latchkey:login:')))
+          expect(logins).toEqual([])
+          expect(errors).toEqual([])
+        } finally {
+          await demo.stop()
+        }
+      })
   })
 }
