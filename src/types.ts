@@ -268,7 +268,8 @@ export interface TokenManager {
    * `status()`, then after every change, and returns the function that unsubscribes: the token
    * manager is a Svelte store of `status()`. Read `status(origin)` in the listener for another
    * origin's token; `status()` returns the same object until the session changes, so a listener may
-   * be called with a value it has seen.
+   * be called with a value it has seen. An access token that expires changes nothing until it is
+   * refreshed (`expiresAt` says when). Works unbound (`useSyncExternalStore(tm.subscribe, …)`).
    *
    * @example
    * ```ts

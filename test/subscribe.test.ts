@@ -37,6 +37,15 @@ describe('subscribe', () => {
     expect(seen.at(-1)).toBeUndefined()
   })
 
+  it('works unbound, as useSyncExternalStore calls it', async () => {
+    const { as, api } = await setup()
+    const { subscribe, status, setTokens } = manager(as, [api.origin])
+    const seen: unknown[] = []
+    cleanups.push(subscribe((s) => seen.push(s)))
+    await setTokens(as.seed())
+    expect(seen).toEqual([undefined, status()])
+  })
+
   it('tells of a session the server ended', async () => {
     const { as, api } = await setup()
     const tm = manager(as, [api.origin])
