@@ -2,6 +2,7 @@
 //   index.js, ky.js           ESM for bundlers and Node (idb-keyval bundled, ky left to the app)
 //   index.d.ts, ky.d.ts       bundled declarations (rollup-plugin-dts)
 //   latchkey.min.js, ky.min.js  minified, self-contained ES modules for <script type="module">
+//   react.js, vue.js          the framework bindings (the framework left to the app)
 // and prints the min+gzip size of each entry against its budget (scripts/size.mjs).
 
 import { fileURLToPath } from 'node:url'
@@ -14,13 +15,14 @@ import { sizeReport } from './scripts/size.mjs'
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 
 /** Entry points: name in dist/ → source. */
-export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts' }
+export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts', react: 'src/react.ts', vue: 'src/vue.ts' }
 
 /** The browser build's file for each entry. */
-export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js' }
+export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js', react: 'react.min.js', vue: 'vue.min.js' }
 
 /** Peers (and their subpaths) stay imports; dependencies are bundled. */
-const external = (id) => id == 'ky' || id.startsWith('ky/')
+export const peers = ['ky', 'react', 'vue']
+const external = (id) => peers.some((peer) => id == peer || id.startsWith(peer + '/'))
 
 const ts = () =>
   typescript({

@@ -21,6 +21,9 @@ export const budgets = {
   // The whole entry: the core (it runs in the worker) and both sides of the protocol. What a page
   // pays is `pageBudget`, below.
   'worker.min.js': { entry: 'latchkey/worker', limit: CORE_LIMIT + 2000 },
+  // The framework bindings, the framework excluded: all they add to an app that has the core.
+  'react.min.js': { entry: 'latchkey/react', limit: 512 },
+  'vue.min.js': { entry: 'latchkey/vue', limit: 512 },
 }
 
 /**

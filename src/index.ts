@@ -23,6 +23,11 @@ export {
 export type {
   TokenManager,
   TokenManagerOptions,
+  TokenManagerCommonOptions,
+  WithTokenEndpoint,
+  WithRefresh,
+  WithAllowedOrigins,
+  WithResources,
   TokenManagerEvents,
   TokenResponse,
   RefreshContext,

@@ -9,7 +9,7 @@ type RequestState = { request: Request; options: NormalizedOptions & { timeout?:
  * due is refreshed first, a `use_dpop_nonce` challenge is answered by one retry, and a 401 joins
  * the single refresh and is retried exactly once. A 401 that remains becomes ky's `HTTPError`.
  * ky never retries a 401 (that would spend a second refresh) nor a `no_session` or
- * `session_expired` error; its other retries, `prefixUrl`, `json`, `searchParams`,
+ * `session_expired` error; its other retries, `prefix` (ky 1: `prefixUrl`), `json`, `searchParams`,
  * `throwHttpErrors` and `afterResponse`/`beforeError` hooks work as usual. No hook and no error
  * ever sees a token: the request ky hands them carries none.
  *
@@ -17,21 +17,23 @@ type RequestState = { request: Request; options: NormalizedOptions & { timeout?:
  * app's own hooks as `hooks` so that its `beforeRequest` hooks run first; they should change
  * `request.headers` in place, because one that returns a `Request` or `Response` ends the chain
  * before latchkey (the request then goes out without a token). `beforeRequest` hooks added later
- * with `.extend()` do not run. ky's `timeout` covers the whole call, refresh and retry included,
+ * with `.extend()` do not run. ky 2's `totalTimeout` covers the whole call, refresh and retry
+ * included (ky 2's `timeout` never reaches the hook that sends the request); ky 1's `timeout` does,
  * and rejects with an `Error` named `TimeoutError` (ky's `isTimeoutError` recognises it). ky's
  * `fetch` option is not used: requests go through the `fetch` given to `createTokenManager`.
  *
  * @param tm The token manager whose tokens the requests carry.
  * @param hooks The app's own ky hooks, merged in: its `beforeRequest` hooks before latchkey's.
  * @returns The `hooks` option of `ky.create` or `ky.extend`.
- * @example
+ * @example ky 2 (ky 1: `prefixUrl`, `timeout`, and hooks called as `(request, options)`)
  * ```ts
  * import ky from 'ky'
  * import { kyHooks } from 'latchkey/ky'
  *
  * const api = ky.create({
- *   prefixUrl: 'https://api.example',
- *   hooks: kyHooks(tm, { beforeRequest: [(request) => request.headers.set('x-request-id', crypto.randomUUID())] }),
+ *   prefix: 'https://api.example',
+ *   totalTimeout: 10_000,
+ *   hooks: kyHooks(tm, { beforeRequest: [({ request }) => request.headers.set('x-request-id', crypto.randomUUID())] }),
  * })
  * const me = await api.get('me').json()
  * ```

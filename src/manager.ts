@@ -7,8 +7,8 @@ import { authorizationRequest, redirectResult } from './login.js'
 import { parseTokenResponse, revokeToken, tokenRequest } from './oauth.js'
 import { resolveOptions, type Context } from './options.js'
 import { createRefresh, sessionIsOver } from './refresh.js'
-import { isDue, SessionState, tokenFor, tokenInfo } from './session.js'
-import type { TokenManager, TokenManagerOptions } from './types.js'
+import { isDue, SessionState, tokenFor, tokenInfo, type Session } from './session.js'
+import type { SessionInfo, TokenManager, TokenManagerOptions } from './types.js'
 import { here, invalid, offline } from './util.js'
 import { createVault } from './vault.js'
 
@@ -73,7 +73,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   const exchangeCode: TokenManager['exchangeCode'] = async ({ code, codeVerifier, redirectUri }) => {
-    const url = tokenEndpoint ?? invalid('tokenEndpoint')
+    const url = tokenEndpoint ?? invalid('tokenEndpoint', '')
     // A logout that starts before this login is installed wins over it: its proof used the old key.
     const epochAtStart = state.localEpoch
     // RFC 8707: with `resources` only, the login's token is the first API's.
@@ -82,6 +82,24 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
     const { res, json } = await tokenRequest(context, url, form, {}, false)
     await state.install(parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res), 'login', epochAtStart, mainOrigin)
+  }
+
+  // Each redirect URL handled, and its outcome: the same URL twice (React StrictMode runs start-up
+  // effects twice) is one code exchange, its `state` spent on the first call.
+  const redirects: Record<string, Promise<void>> = {}
+
+  // What `status()` returned for each origin since the session last changed: the same object until
+  // then, so that UI frameworks (useSyncExternalStore) can compare snapshots by identity. Every
+  // change of the session makes a new session object (or none).
+  let snapshots: Record<string, SessionInfo> = {}
+  let snapshotsOf: Session | undefined
+  const status: TokenManager['status'] = (origin) => {
+    const s = state.session
+    const key = resourceOrigin(origin)
+    if (s != snapshotsOf) (snapshots = {}), (snapshotsOf = s)
+    // Before the main API's first token, the session's own (from setTokens) tells that one is signed in.
+    const token = tokenFor(s, key) ?? (origin ? undefined : s)
+    return s && token?.at ? (snapshots[key ?? ''] ??= tokenInfo(token, s.generation, token == s ? undefined : key)) : undefined
   }
 
   return {
@@ -106,21 +124,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const authorizationEndpoint = parameters.authorizationEndpoint ?? config.authorizationEndpoint
       return authorizationRequest(config, { ...parameters, authorizationEndpoint, resource }, await dpop?.jkt())
     },
-    handleRedirect: async (input) => exchangeCode(await redirectResult(input, config)),
+    handleRedirect: (input) => (redirects[String(input)] ??= redirectResult(input, config).then(exchangeCode)),
     setTokens: async (response) => state.install(parseTokenResponse(response, 'setTokens', !!dpop), 'set'),
     exchangeCode,
     dpopThumbprint: async () => (dpop ? dpop.jkt() : invalid('dpop', 'off')),
     fetch: createAuthorizedFetch(context, { current, renew, canRefresh: () => !!(state.session?.rt || config.refresh) }),
     getAccessToken: async (origin) => (await current(resourceOrigin(origin, true))).at!,
     refresh: async () => void (await refresh('manual')),
-    status(origin) {
-      const s = state.session
-      const key = resourceOrigin(origin)
-      // Before the main API's first token, the session's own (from setTokens) tells that one is signed in.
-      const token = tokenFor(s, key) ?? (origin ? undefined : s)
-      return s && token?.at ? tokenInfo(token, s.generation, token == s ? undefined : key) : undefined
-    },
+    status,
     on,
+    subscribe(listener) {
+      const run = () => listener(status())
+      // Every event that changes what status() returns; the listener reads the snapshot itself.
+      const offs = (['tokens', 'session-expired', 'logout'] as const).map((event) => on(event, run))
+      run()
+      return () => offs.forEach((off) => off())
+    },
     logout: state.logout,
     dispose() {
       globalThis.removeEventListener?.('online', resume)

@@ -42,7 +42,7 @@ export interface Context extends Omit<Config, 'dpop'> {
 /** Checks the options; a bad one throws a TypeError naming it. */
 export function resolveOptions(options: TokenManagerOptions): Config {
   const { clientId, tokenEndpoint, revocationEndpoint, refresh: own, allowedOrigins, resources = {} } = options
-  if (!clientId || typeof clientId != 'string') invalid('clientId')
+  if (!clientId || typeof clientId != 'string') invalid('clientId', clientId ? undefined : '')
   const origin = (o: string, name: string) => {
     const url = checkURL(o, name)
     return url.href == url.origin + '/' ? url.origin : invalid(name)
@@ -54,7 +54,7 @@ export function resolveOptions(options: TokenManagerOptions): Config {
       return [origin(o, `resources[${o}]`), { resource, scope }]
     }),
   )
-  const allowed = (Array.isArray(allowedOrigins) ? allowedOrigins : allowedOrigins || !resourceOf.size ? invalid('allowedOrigins') : []).map((o, i) =>
+  const allowed = (Array.isArray(allowedOrigins) ? allowedOrigins : allowedOrigins || !resourceOf.size ? invalid('allowedOrigins', allowedOrigins ? undefined : '') : []).map((o, i) =>
     origin(o, `allowedOrigins[${i}]`),
   )
   const origins = new Set([...allowed, ...resourceOf.keys()])

@@ -50,25 +50,50 @@ export interface RefreshEndpoint {
   headers?: Record<string, string>
 }
 
-/** Options of {@link createTokenManager}. Durations are in seconds throughout. */
-export interface TokenManagerOptions {
-  /** The OAuth client_id (a public client: no secret). @example 'spa' */
-  clientId: string
+/**
+ * Options of {@link createTokenManager}. Durations are in seconds throughout. The type asks for a
+ * `tokenEndpoint` or a `refresh`, and for `allowedOrigins` or `resources`: a manager without one of
+ * each could never refresh, or never attach a token.
+ */
+export type TokenManagerOptions = TokenManagerCommonOptions & (WithTokenEndpoint | WithRefresh) & (WithAllowedOrigins | WithResources)
+
+/** Where tokens come from: the token endpoint (needed for logins through latchkey). */
+export interface WithTokenEndpoint {
   /**
    * The authorization server's token endpoint, for the `authorization_code` and `refresh_token`
    * grants. Optional when `refresh` is given and no login goes through latchkey.
    * @example 'https://as.example/token'
    */
-  tokenEndpoint?: string
-  /** RFC 7009 revocation endpoint; `logout()` revokes the refresh token there when set. */
-  revocationEndpoint?: string
+  tokenEndpoint: string
+  refresh?: TokenManagerCommonOptions['refresh']
+}
+
+/** Where tokens come from: the app's own refresh endpoint or function. */
+export interface WithRefresh {
+  tokenEndpoint?: string | undefined
+  refresh: NonNullable<TokenManagerCommonOptions['refresh']>
+}
+
+/** Which requests get a token: these origins'. */
+export interface WithAllowedOrigins {
   /**
    * The exact origins (scheme, host, port) whose requests get the access token. Every other
    * request passes through `tm.fetch` untouched. `http:` is accepted for loopback hosts only.
    * Required unless `resources` names the origins.
    * @example ['https://api.example']
    */
-  allowedOrigins?: string[]
+  allowedOrigins: string[]
+  resources?: TokenManagerCommonOptions['resources']
+}
+
+/** Which requests get a token: those to the `resources` origins, each with its own. */
+export interface WithResources {
+  allowedOrigins?: string[] | undefined
+  resources: NonNullable<TokenManagerCommonOptions['resources']>
+}
+
+/** The options of {@link createTokenManager} that need no other. */
+export interface TokenManagerCommonOptions {
   /**
    * One access token per API (RFC 8707 resource indicators): exact origins, each with its resource
    * indicator (and optionally the scope to ask for). These origins are allowed origins too. Each
@@ -78,6 +103,20 @@ export interface TokenManagerOptions {
    * @example { 'https://api.example': 'https://api.example', 'https://billing.example': { resource: 'https://billing.example', scope: 'billing:read' } }
    */
   resources?: Record<string, string | { resource: string; scope?: string }>
+  /**
+   * Refresh through the app's own endpoint or function instead of the `refresh_token` grant at
+   * `tokenEndpoint`.
+   * @example { url: '/auth/refresh', credentials: 'include' }
+   * @example async ({ signal }) => (await fetch('/auth/refresh', { method: 'POST', signal })).json()
+   *
+   * A function ends the session by throwing `new SessionExpiredError(message)`; any other error
+   * counts as a failed refresh that keeps the session (and is reported without its message).
+   */
+  refresh?: string | RefreshEndpoint | ((context: RefreshContext) => Promise<TokenResponse>)
+  /** The OAuth client_id (a public client: no secret). @example 'spa' */
+  clientId: string
+  /** RFC 7009 revocation endpoint; `logout()` revokes the refresh token there when set. */
+  revocationEndpoint?: string
   /**
    * The authorization server's issuer identifier (`discover()` sets it). With it, `handleRedirect`
    * checks the RFC 9207 `iss` parameter when the server sends one.
@@ -111,16 +150,6 @@ export interface TokenManagerOptions {
    * @default globalThis.sessionStorage
    */
   loginStore?: LoginStore
-  /**
-   * Refresh through the app's own endpoint or function instead of the `refresh_token` grant at
-   * `tokenEndpoint`.
-   * @example { url: '/auth/refresh', credentials: 'include' }
-   * @example async ({ signal }) => (await fetch('/auth/refresh', { method: 'POST', signal })).json()
-   *
-   * A function ends the session by throwing `new SessionExpiredError(message)`; any other error
-   * counts as a failed refresh that keeps the session (and is reported without its message).
-   */
-  refresh?: string | RefreshEndpoint | ((context: RefreshContext) => Promise<TokenResponse>)
   /**
    * Refresh this long before the access token expires, at the latest half this long: each token's
    * refresh time is drawn at random in between, so that clients whose tokens were issued together
@@ -202,7 +231,11 @@ export interface TokenManager {
   restore(): Promise<boolean>
   /** Builds an authorization code request URL with PKCE (S256), `state` and `dpop_jkt`. */
   authorizationUrl(parameters: AuthorizationParameters): Promise<string>
-  /** Completes the login on the redirect URI: checks `state`, exchanges the code with DPoP. */
+  /**
+   * Completes the login on the redirect URI: checks `state`, exchanges the code with DPoP. Called
+   * again with the same URL (React StrictMode runs effects twice), it returns the same promise:
+   * one code exchange.
+   */
   handleRedirect(url: string | URL): Promise<void>
   /** Adopts a token response from any login; validates it strictly, keeping the old state on error. */
   setTokens(response: TokenResponse): Promise<void>
@@ -225,9 +258,25 @@ export interface TokenManager {
   refresh(): Promise<void>
   /**
    * The current access token without its value (of `origin`'s resource, with `resources`), or
-   * `undefined` when signed out or when that token has not been fetched yet.
+   * `undefined` when signed out or when that token has not been fetched yet. The same object until
+   * that token changes (a snapshot for `useSyncExternalStore`; see {@link TokenManager.subscribe}).
    */
   status(origin?: string): SessionInfo | undefined
+  /**
+   * Subscribes to every change of the session: new tokens (a login, a refresh, another tab), a
+   * logout here or in another tab, a session the server ended. Calls `listener` at once with
+   * `status()`, then after every change, and returns the function that unsubscribes: the token
+   * manager is a Svelte store of `status()`. Read `status(origin)` in the listener for another
+   * origin's token; `status()` returns the same object until the session changes, so a listener may
+   * be called with a value it has seen. An access token that expires changes nothing until it is
+   * refreshed (`expiresAt` says when). Works unbound (`useSyncExternalStore(tm.subscribe, …)`).
+   *
+   * @example
+   * ```ts
+   * const off = tm.subscribe((session) => render(session))
+   * ```
+   */
+  subscribe(listener: (session: SessionInfo | undefined) => void): () => void
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<E extends keyof TokenManagerEvents>(event: E, listener: (state: TokenManagerEvents[E]) => void): () => void
   /** Revokes the refresh token, clears memory, deletes the DPoP key (a `dpop.signer`'s key stays the app's) and signs out every tab. */

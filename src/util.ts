@@ -23,9 +23,9 @@ export const isObject = (v: unknown): v is Record<string, unknown> =>
 
 const LOOPBACK = /^(localhost|127\.[\d.]+|\[::1\])$/
 
-/** Throws the TypeError of a bad argument, naming it. */
+/** Throws the TypeError of a bad argument, naming it; `why` empty: "`name` is required". */
 export const invalid = (name: string, why = 'invalid'): never => {
-  throw new TypeError(name + ': ' + why)
+  throw new TypeError(name + (why ? ': ' + why : ' is required'))
 }
 
 /** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
@@ -38,7 +38,7 @@ export const secureURL = (value: unknown): URL | undefined => {
 }
 
 /** {@link secureURL}, or the TypeError that names the argument. */
-export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, 'not https or loopback')
+export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, value ? 'not https or loopback' : '')
 
 /** A response body as JSON, or `undefined`. The parser's message quotes the body: it is never kept. */
 export const readJSON = async (res: Response): Promise<unknown> => {

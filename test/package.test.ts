@@ -36,7 +36,7 @@ afterAll(async () => {
 describe('the packed tarball', () => {
   it('holds the builds, their declarations and nothing of the sources or tests', () => {
     const files = packed.map((f) => f.path).sort()
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/worker.js', 'dist/worker.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'dist/worker.min.js', 'package.json'])
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/worker.js', 'dist/worker.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'dist/worker.min.js', 'dist/react.js', 'dist/react.d.ts', 'dist/vue.js', 'dist/vue.d.ts', 'package.json'])
       expect(files).toContain(f)
     expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|LICENSE)/.test(f))).toEqual([])
   })

@@ -5,7 +5,7 @@ import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { rollup, type OutputChunk, type RollupOptions } from 'rollup'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { entries, esm, min, minNames } from '../rollup.config.mjs'
+import { entries, esm, min, minNames, peers } from '../rollup.config.mjs'
 import { budgets, gzipSize, measure, pageBudget, table, withoutDiscovery } from '../scripts/size.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -30,7 +30,7 @@ async function esbuildOf(entry: string): Promise<string> {
     bundle: true,
     minify: true,
     format: 'esm',
-    external: ['ky'],
+    external: peers,
     write: false,
     plugins: [
       {
@@ -79,6 +79,18 @@ describe('as an app\'s bundler sees it', () => {
     expect(gzip, `${gzip - limit} B over the ${limit} B budget`).toBeLessThanOrEqual(limit)
   }, 60_000)
 
+  it.each([
+    ['latchkey/react', './react.js', 'react.min.js'],
+    ['latchkey/vue', './vue.js', 'vue.min.js'],
+  ] as const)('esbuild of %s (the framework external): none of the core, within its budget', async (_, file, budget) => {
+    const code = await esbuildOf(`export * from '${file}'`)
+    for (const core of ['refresh_token', 'dpop+jwt', 'LatchkeyError']) expect(code).not.toContain(core)
+    const gzip = gzipSize(code)
+    const { entry, limit } = budgets[budget]
+    console.log(`${entry} as bundled by esbuild: ${code.length} B min, ${gzip} B min+gzip (budget ${limit} B)`)
+    expect(gzip).toBeLessThanOrEqual(limit)
+  }, 60_000)
+
   it(`esbuild of an app importing only connectTokenManager from dist/worker.js: none of the core, within ${pageBudget.limit} B`, async () => {
     const code = await esbuildOf(`import { connectTokenManager } from './worker.js'; export const tm = connectTokenManager(new Worker('/auth-worker.js'))`)
     for (const core of ['refresh_token', 'grant_type', 'dpop+jwt', 'AES-GCM']) expect(code).not.toContain(core)
@@ -115,7 +127,9 @@ describe('bundle boundaries', () => {
     const shared = chunks.filter((c) => !c.isEntry)
     expect(shared).toHaveLength(1)
     expect(modulesOf(shared[0]!)).toContain('src/errors.ts')
-    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != shared[0]!.fileName)).toEqual([])
+    for (const chunk of chunks) expect(chunk.imports.filter((id) => !peers.includes(id) && id != shared[0]!.fileName)).toEqual([])
+    // The bindings import their framework and nothing of the core (its types only).
+    for (const name of ['react', 'vue']) expect(chunks.find((c) => c.fileName == name + '.js')!.imports).toEqual([name])
   }, 60_000)
 
   /** The core's browser build of an app whose only module is `code` (importing the core as `CORE`). */

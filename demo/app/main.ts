@@ -98,7 +98,8 @@ function noteNonceChallenge(input: RequestInfo | URL, init: RequestInit | undefi
   const request = input instanceof Request ? input : undefined
   const method = (request?.method ?? init?.method ?? 'GET').toUpperCase()
   const url = new URL(request?.url ?? String(input))
-  const where = `${url.origin === config.apiOrigin ? 'API' : 'authorization server'}: ${method} ${url.pathname}`
+  const server = url.origin === config.apiOrigin ? 'API' : url.origin === config.billingOrigin ? 'billing API' : 'authorization server'
+  const where = `${server}: ${method} ${url.pathname}`
   const note = () => log('nonce', `${where} → ${response.status} use_dpop_nonce; latchkey retries once with the server's nonce`)
   // The API says so in WWW-Authenticate (RFC 9449 §9); the authorization server in its JSON body (§8).
   if (/\buse_dpop_nonce\b/.test(response.headers.get('www-authenticate') ?? '')) return note()
@@ -126,20 +127,33 @@ const secondsLeft = (expiresAt: number | undefined): string =>
 // ---- Session panel ----
 
 let refreshCount = 0
+// The generation of the session token the card shows: a billing API token is not a new session token.
+let cardGeneration: number | undefined
 // Token sets this tab took from another tab (its sign-in, refresh or restore).
 let adoptedCount = 0
 let lastTokensReason: string | undefined
 let lifetimeMs: number | undefined
 let thumbprint: string | undefined
 
-tm.on('tokens', ({ reason, expiresAt, tokenType, generation }) => {
+/** The billing API's own token (RFC 8707), which the session card does not show. */
+const isBilling = (origin: string | undefined) => origin === config.billingOrigin
+
+tm.on('tokens', ({ reason, expiresAt, tokenType, generation, origin }) => {
   lastTokensReason = reason
   if (reason === 'tab') adoptedCount += 1
+  if (isBilling(origin)) return log('tokens', `billing API token · ${tokenType} · ${secondsLeft(expiresAt)}`)
+  cardGeneration = generation
   lifetimeMs = expiresAt === undefined ? undefined : expiresAt - Date.now()
   log('tokens', `${reason} · ${tokenType} · ${secondsLeft(expiresAt)} · generation ${generation}`)
   render()
 })
-tm.on('refresh', ({ reason, generation }) => {
+// Token requests for the billing API since sign-in: its first is that API's first token, not a refresh.
+let billingGrants = 0
+tm.on('refresh', ({ reason, generation, origin }) => {
+  if (isBilling(origin)) {
+    const first = billingGrants++ === 0
+    return log('refresh', first ? "billing API's first token: one token request with its resource" : `billing API token renewed: one token request (${reason})`)
+  }
   refreshCount += 1
   log('refresh', `one token request (${reason}) · generation ${generation}`)
   render()
@@ -152,6 +166,8 @@ tm.on('session-expired', ({ error }) => {
 tm.on('logout', ({ reason }) => {
   // The next sign-in starts over: new DPoP key, new refresh-token family.
   refreshCount = 0
+  cardGeneration = undefined
+  billingGrants = 0
   thumbprint = undefined
   log('logout', reason === 'tab' ? 'signed out in another tab' : 'signed out; refresh token revoked')
   render()
@@ -170,7 +186,7 @@ function render(): void {
   pill.textContent = signedIn ? 'Signed in' : 'Signed out'
   if (!signedIn) return
   $('token-type').textContent = status.tokenType
-  $('generation').textContent = String(status.generation)
+  $('generation').textContent = String(cardGeneration ?? status.generation)
   $('scope').textContent = status.scope ?? '–'
   $('refresh-count').textContent = String(refreshCount)
   $('persistence').textContent = persist ? 'keeps the session' : 'signs you out'

@@ -31,7 +31,7 @@ const tm: TokenManager = createTokenManager({
 })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: { url: '/auth/refresh', credentials: 'include' } })
 createTokenManager({ clientId: 'spa', allowedOrigins: [], refresh: async ({ signal }) => (await fetch('/r', { signal })).json() })
-createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: memoryKeyStore() }, persist: true, crossTab: false })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], dpop: { keyStore: memoryKeyStore() }, persist: true, crossTab: false })
 
 // Other runtimes: an injected WebCrypto, a platform signer, a login store (sync or async).
 const webCrypto: WebCrypto = globalThis.crypto
@@ -40,25 +40,37 @@ const signer: DPoPSigner = {
   sign: async () => new Uint8Array(64),
 }
 const asyncStore: LoginStore = { getItem: async () => null, setItem: async () => {}, removeItem: async () => {} }
-createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: webCrypto, dpop: { keyStore: memoryKeyStore() }, crossTab: false, loginStore: asyncStore })
-createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle, getRandomValues: (a) => crypto.getRandomValues(a) }, dpop: { signer } })
-createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer, keyStore: memoryKeyStore() }, persist: true, loginStore: sessionStorage })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], crypto: webCrypto, dpop: { keyStore: memoryKeyStore() }, crossTab: false, loginStore: asyncStore })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], crypto: { subtle: crypto.subtle, getRandomValues: (a) => crypto.getRandomValues(a) }, dpop: { signer } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], dpop: { signer, keyStore: memoryKeyStore() }, persist: true, loginStore: sessionStorage })
 
 // @ts-expect-error a WebCrypto needs subtle and getRandomValues
-createTokenManager({ clientId: 'spa', allowedOrigins: [], crypto: { subtle: crypto.subtle } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], crypto: { subtle: crypto.subtle } })
 // @ts-expect-error a platform signer needs sign
-createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { signer: { publicJwk: { kty: 'EC' } } } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], dpop: { signer: { publicJwk: { kty: 'EC' } } } })
 // @ts-expect-error a login store's getItem gives a string, not an object
-createTokenManager({ clientId: 'spa', allowedOrigins: [], loginStore: { getItem: () => ({}), setItem() {}, removeItem() {} } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], loginStore: { getItem: () => ({}), setItem() {}, removeItem() {} } })
 
 // @ts-expect-error clientId is required
-createTokenManager({ allowedOrigins: [] })
+createTokenManager({ tokenEndpoint: 'https://as.example/token', allowedOrigins: [] })
+// @ts-expect-error tokenEndpoint or refresh is required: without either, no token could ever be renewed
+createTokenManager({ clientId: 'spa', allowedOrigins: ['https://api.example'] })
+// @ts-expect-error allowedOrigins or resources is required: without either, no request would get a token
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token' })
+// @ts-expect-error neither, with discovery's endpoints spread in but no origin
+createTokenManager({ ...(await discover('https://as.example')), clientId: 'spa' })
+// @ts-expect-error tokenEndpoint is a URL string
+createTokenManager({ clientId: 'spa', tokenEndpoint: new URL('https://as.example/token'), allowedOrigins: [] })
+// Either of each pair is enough.
+createTokenManager({ clientId: 'spa', refresh: '/auth/refresh', resources: { 'https://api.example': 'https://api.example' } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', resources: { 'https://api.example': 'https://api.example' } })
+createTokenManager({ ...(await discover('https://as.example')), clientId: 'spa', allowedOrigins: ['https://api.example'] })
 // @ts-expect-error allowedOrigins is an array
 createTokenManager({ clientId: 'spa', allowedOrigins: 'https://api.example' })
 // @ts-expect-error durations are numbers of seconds
-createTokenManager({ clientId: 'spa', allowedOrigins: [], refreshLeewaySeconds: '30s' })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], refreshLeewaySeconds: '30s' })
 // @ts-expect-error a key store needs get, set and delete
-createTokenManager({ clientId: 'spa', allowedOrigins: [], dpop: { keyStore: { get: async () => undefined } } })
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', allowedOrigins: [], dpop: { keyStore: { get: async () => undefined } } })
 
 export async function usage() {
   const res: Response = await tm.fetch('https://api.example/me', { method: 'POST', body: '{}' })
