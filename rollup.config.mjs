@@ -14,13 +14,13 @@ import { sizeReport } from './scripts/size.mjs'
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 
 /** Entry points: name in dist/ → source. */
-export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts' }
+export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts', otel: 'src/otel.ts' }
 
 /** The browser build's file for each entry. */
-export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js' }
+export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js', otel: 'otel.min.js' }
 
 /** Peers (and their subpaths) stay imports; dependencies are bundled. */
-const external = (id) => id == 'ky' || id.startsWith('ky/')
+const external = (id) => id == 'ky' || id.startsWith('ky/') || id == '@opentelemetry/api'
 
 const ts = () =>
   typescript({

@@ -115,8 +115,17 @@ describe('bundle boundaries', () => {
     const shared = chunks.filter((c) => !c.isEntry)
     expect(shared).toHaveLength(1)
     expect(modulesOf(shared[0]!)).toContain('src/errors.ts')
-    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != shared[0]!.fileName)).toEqual([])
+    // Peers only: ky, and the OpenTelemetry API for latchkey/otel.
+    for (const chunk of chunks) expect(chunk.imports.filter((id) => id != 'ky' && id != '@opentelemetry/api' && id != shared[0]!.fileName)).toEqual([])
+    expect(chunks.filter((c) => c.imports.includes('@opentelemetry/api')).map((c) => c.fileName)).toEqual(['otel.js'])
   }, 60_000)
+
+  it('latchkey/otel is its own code only: the OpenTelemetry API stays the app\'s, and nothing of the core comes along', () => {
+    const otel = browser['otel.min.js']!
+    expect(modulesOf(otel)).toEqual(['src/otel.ts'])
+    expect(otel.imports).toEqual(['@opentelemetry/api'])
+    for (const core of ['dpop+jwt', 'AES-GCM', 'LatchkeyError', 'invalid_token']) expect(otel.code).not.toContain(core)
+  })
 
   /** The core's browser build of an app whose only module is `code` (importing the core as `CORE`). */
   const app = async (code: string) => {

@@ -1,0 +1,271 @@
+// latchkey/otel against the OpenTelemetry SDK's in-memory exporters, after scripted scenarios on the
+// loopback token server and API: exact counts, attributes and span parents; no token anywhere.
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type ContextManager } from '@opentelemetry/api'
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { afterEach, describe, expect, it } from 'vitest'
+import { isLatchkeyError, type Measurement, type TokenManager } from '../src/index.js'
+import { instrument } from '../src/otel.js'
+import { connectTokenManager, serveTokenManager } from '../src/worker.js'
+import { advance, cleanups, manager, setup } from './support/harness.js'
+import { json, type TokenServer } from './support/servers.js'
+
+/**
+ * The browser's situation: a context is active only while `with` runs its function, synchronously
+ * (what the web SDK's default StackContextManager does); nothing follows an await.
+ */
+class SyncContextManager implements ContextManager {
+  #active = ROOT_CONTEXT
+  active = () => this.#active
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A) {
+    const saved = this.#active
+    this.#active = ctx
+    try {
+      return fn.call(thisArg, ...args)
+    } finally {
+      this.#active = saved
+    }
+  }
+  bind<T>(_: Context, target: T) {
+    return target
+  }
+  enable = () => this
+  disable = () => this
+}
+
+/** Node's situation: the context follows promises (AsyncLocalStorage). */
+class AsyncContextManager extends SyncContextManager {
+  #storage = new AsyncLocalStorage<Context>()
+  override active = () => this.#storage.getStore() ?? ROOT_CONTEXT
+  override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A) {
+    return this.#storage.run(ctx, () => fn.call(thisArg, ...args))
+  }
+}
+
+afterEach(() => {
+  context.disable()
+})
+
+/** An SDK with in-memory exporters, and `tm` instrumented with it. */
+function sdk(tm: TokenManager, contextManager: ContextManager = new SyncContextManager()) {
+  context.setGlobalContextManager(contextManager)
+  const metricExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+  const reader = new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 3_600_000 })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const spanExporter = new InMemorySpanExporter()
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spanExporter)] })
+  const stop = instrument(tm, { meterProvider, tracerProvider })
+  const measurements: Measurement[] = []
+  tm.on('measure', (m) => void measurements.push({ ...m }))
+  cleanups.push(() => meterProvider.shutdown(), () => tracerProvider.shutdown())
+  return {
+    stop,
+    measurements,
+    tracer: tracerProvider.getTracer('app'),
+    /** Every data point by instrument name: its attributes as `k=v,…` → value (a histogram's: its count). */
+    async metrics() {
+      await reader.forceFlush()
+      const last = metricExporter.getMetrics().at(-1)
+      const points: Record<string, Record<string, unknown>> = {}
+      for (const scope of last?.scopeMetrics ?? [])
+        for (const metric of scope.metrics) {
+          expect(scope.scope.name).toBe('latchkey')
+          const byAttributes = (points[metric.descriptor.name] ??= {})
+          for (const p of metric.dataPoints as { attributes: Record<string, unknown>; value: unknown }[])
+            byAttributes[Object.entries(p.attributes).map(([k, v]) => `${k}=${v}`).join(',')] =
+              typeof p.value == 'object' ? (p.value as { count: number }).count : p.value
+        }
+      return points
+    },
+    spans: () => spanExporter.getFinishedSpans().filter((s) => s.name == 'latchkey token request'),
+    all: () => spanExporter.getFinishedSpans(),
+  }
+}
+
+const tokenCounts = (grant: string, reason: string, outcome: string, n = 1) => ({
+  'latchkey.token_requests': { [`oauth.grant_type=${grant},latchkey.reason=${reason},latchkey.outcome=${outcome}`]: n },
+  'latchkey.token_request.duration': { [`oauth.grant_type=${grant},latchkey.reason=${reason},latchkey.outcome=${outcome}`]: n },
+})
+
+/** Every string that must never reach telemetry: tokens (current, rotated out), proofs. */
+const secrets = (as: TokenServer) => [...as.accessTokens.keys(), ...as.refreshTokens.keys(), ...as.rotatedOut, ...as.counts.proofs].filter(Boolean)
+
+function expectNoSecret(o: ReturnType<typeof sdk>, points: unknown, as: TokenServer, extra: string[] = []) {
+  const text = JSON.stringify([points, o.measurements, o.all().map((s) => [s.name, s.attributes, s.events, s.links, s.status])])
+  const list = [...secrets(as), ...extra]
+  expect(list.length).toBeGreaterThan(0)
+  for (const secret of list) expect(text).not.toContain(secret)
+}
+
+const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId
+
+describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
+  it('a storm of 100 calls after expiry: one token request, 99 joined; its span is a child of the span the calls were made in', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed({ expires_in: 60 }))
+    const o = sdk(tm)
+    advance(120)
+    let appSpanId = ''
+    const statuses = await o.tracer.startActiveSpan('load dashboard', (span) => {
+      appSpanId = span.spanContext().spanId
+      // Synchronously inside the span, as an app's handler does; the span is no longer active after the first await.
+      const calls = Array.from({ length: 100 }, () => tm.fetch(api.url('/data')).then((r) => r.status))
+      span.end()
+      return Promise.all(calls)
+    })
+    expect(statuses).toEqual(Array(100).fill(200))
+    expect(as.counts.refresh).toBe(1)
+    const points = await o.metrics()
+    expect(points).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), 'latchkey.refresh.joined': { '': 99 } })
+    const [span, ...others] = o.spans()
+    expect(others).toEqual([])
+    expect(span!.kind).toBe(SpanKind.CLIENT)
+    expect(span!.instrumentationScope.name).toBe('latchkey')
+    expect(parentOf(span!)).toBe(appSpanId)
+    expect(span!.spanContext().traceId).toBe(o.all().find((s) => s.name == 'load dashboard')!.spanContext().traceId)
+    expect(span!.attributes).toEqual({
+      'http.request.method': 'POST',
+      'server.address': '127.0.0.1',
+      'http.response.status_code': 200,
+      'oauth.grant_type': 'refresh_token',
+      'latchkey.outcome': 'ok',
+    })
+    expect(span!.status.code).toBe(SpanStatusCode.UNSET)
+    expectNoSecret(o, points, as)
+  })
+
+  it('a 401 retried once: one unauthorized retry, one token request for reason unauthorized, parented through an async context manager', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    const seed = as.seed()
+    await tm.setTokens(seed)
+    const o = sdk(tm, new AsyncContextManager())
+    // The API stops accepting the token before it expires (revoked at the server).
+    as.accessTokens.get(seed.access_token)!.revoked = true
+    let appSpanId = ''
+    const res = await o.tracer.startActiveSpan('save', async (span) => {
+      appSpanId = span.spanContext().spanId
+      const r = await tm.fetch(api.url('/save'), { method: 'POST', body: 'x' })
+      span.end()
+      return r
+    })
+    expect(res.status).toBe(200)
+    expect(api.requests.map((r) => r.status)).toEqual([401, 200])
+    const points = await o.metrics()
+    expect(points).toEqual({ ...tokenCounts('refresh_token', 'unauthorized', 'ok'), 'latchkey.unauthorized_retries': { '': 1 } })
+    expect(parentOf(o.spans()[0]!)).toBe(appSpanId)
+    expectNoSecret(o, points, as, [seed.access_token, seed.refresh_token])
+  })
+
+  it('DPoP nonce retries at the authorization server (login) and at an API; the login is an authorization_code request', async () => {
+    const { as, api } = await setup({ dpop: true, requireNonce: true }, { requireNonce: true })
+    const tm = manager(as, [api.origin])
+    const o = sdk(tm)
+    let appSpanId = ''
+    await o.tracer.startActiveSpan('login', (span) => {
+      appSpanId = span.spanContext().spanId
+      const done = tm.exchangeCode({ code: as.code(), codeVerifier: 'v'.repeat(43), redirectUri: 'https://app.example/cb' })
+      span.end()
+      return done
+    })
+    expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    expect(as.counts.nonceChallenges).toBe(1)
+    const points = await o.metrics()
+    expect(points).toEqual({
+      ...tokenCounts('authorization_code', 'login', 'ok'),
+      'latchkey.dpop.nonce_retries': { 'latchkey.server=as': 1, 'latchkey.server=api': 1 },
+    })
+    const [span] = o.spans()
+    expect(parentOf(span!)).toBe(appSpanId)
+    expect(span!.attributes).toMatchObject({ 'oauth.grant_type': 'authorization_code', 'http.response.status_code': 200, 'latchkey.outcome': 'ok' })
+    expectNoSecret(o, points, as, [api.nonces.current(), as.nonces.current()])
+  })
+
+  it('a 503 with Retry-After, then three calls held back without a request', async () => {
+    let busy = true
+    const { as, api } = await setup({
+      onRefresh: (res) => busy && (json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '30' }), true),
+    })
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed({ expires_in: 60 }))
+    const o = sdk(tm)
+    advance(120)
+    const codes: string[] = []
+    for (let i = 0; i < 4; i++) await tm.fetch(api.url('/data')).catch((e) => codes.push(isLatchkeyError(e) ? (e.error ?? e.code) : 'other'))
+    expect(codes).toEqual(['temporarily_unavailable', 'retry_later', 'retry_later', 'retry_later'])
+    expect(as.counts.refresh).toBe(1)
+    const points = await o.metrics()
+    expect(points).toEqual({
+      ...tokenCounts('refresh_token', 'expiry', 'temporarily_unavailable'),
+      'latchkey.held_back': { 'latchkey.cause=retry_after': 3 },
+    })
+    const [span] = o.spans()
+    expect(span!.attributes['http.response.status_code']).toBe(503)
+    expect(span!.status.code).toBe(SpanStatusCode.ERROR)
+    expect(o.measurements.find((m) => m.name == 'token_request')!.retryAfter).toBe(30_000)
+    busy = false
+  })
+
+  it('a refresh token the server refuses: outcome invalid_grant', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed())
+    const o = sdk(tm)
+    as.refreshTokens.clear()
+    await expect(tm.refresh()).rejects.toMatchObject({ code: 'session_expired' })
+    const points = await o.metrics()
+    expect(points).toEqual(tokenCounts('refresh_token', 'manual', 'invalid_grant'))
+    expect(o.spans()[0]!.attributes).toMatchObject({ 'http.response.status_code': 400, 'latchkey.outcome': 'invalid_grant' })
+  })
+
+  it('a refresh through the app\'s own function is a custom grant, without HTTP attributes of latchkey\'s', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false, refresh: async () => as.seed() })
+    const o = sdk(tm)
+    await tm.refresh()
+    expect(await o.metrics()).toEqual(tokenCounts('custom', 'manual', 'ok'))
+    expect(o.spans()[0]!.attributes).toEqual({ 'oauth.grant_type': 'custom', 'latchkey.outcome': 'ok' })
+  })
+
+  it('stop() stops recording', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed())
+    const o = sdk(tm)
+    await tm.refresh()
+    o.stop()
+    await tm.refresh()
+    await tm.refresh()
+    expect(as.counts.refresh).toBe(3)
+    expect(await o.metrics()).toEqual(tokenCounts('refresh_token', 'manual', 'ok'))
+    expect(o.spans()).toHaveLength(1)
+  })
+
+  it('with no SDK registered (the no-op API), instrument() and everything after it throw nothing', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed())
+    const stop = instrument(tm)
+    await tm.refresh()
+    expect((await tm.fetch(api.url('/x'))).status).toBe(200)
+    stop()
+  })
+})
+
+describe('latchkey/otel in worker mode', () => {
+  it('instrumented inside the worker, where the token requests are made', async () => {
+    const { as, api } = await setup()
+    const { port1, port2 } = new MessageChannel()
+    cleanups.push(() => (port1.close(), port2.close()))
+    const inWorker = serveTokenManager({ clientId: 'spa', tokenEndpoint: as.tokenEndpoint, allowedOrigins: [api.origin], crossTab: false, dpop: false }, port1)
+    const o = sdk(inWorker)
+    const page = connectTokenManager(port2)
+    await page.setTokens(as.seed({ expires_in: 60 }))
+    advance(120)
+    const statuses = await Promise.all(Array.from({ length: 5 }, () => page.fetch(api.url('/data')).then((r) => r.status)))
+    expect(statuses).toEqual([200, 200, 200, 200, 200])
+    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), 'latchkey.refresh.joined': { '': 4 } })
+  })
+})
