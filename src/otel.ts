@@ -49,7 +49,8 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
   const tracer = tracerProvider.getTracer('latchkey')
   // Descriptions live in the README: every byte here is paid by every app.
   const requests = meter.createCounter('latchkey.token_requests')
-  const durations = meter.createHistogram('latchkey.token_request.duration', { unit: 's' })
+  // The SDK's default buckets are made for milliseconds: a token request takes 0.05 s to 10 s.
+  const durations = meter.createHistogram('latchkey.token_request.duration', { unit: 's', advice: { explicitBucketBoundaries: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] } })
   const joined = meter.createCounter('latchkey.refresh.joined')
   const nonces = meter.createCounter('latchkey.dpop.nonce_retries')
   const unauthorized = meter.createCounter('latchkey.unauthorized_retries')

@@ -78,6 +78,9 @@ function sdk(tm: TokenManager, contextManager: ContextManager = new SyncContextM
         }
       return points
     },
+    /** A histogram's bucket boundaries, as last exported. */
+    boundaries: (name: string) =>
+      (metricExporter.getMetrics().at(-1)!.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name == name)!.dataPoints[0]!.value as { buckets: { boundaries: number[] } }).buckets.boundaries,
     spans: () => spanExporter.getFinishedSpans().filter((s) => s.name == 'latchkey token request'),
     all: () => spanExporter.getFinishedSpans(),
   }
@@ -119,6 +122,8 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     expect(as.counts.refresh).toBe(1)
     const points = await o.metrics()
     expect(points).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), 'latchkey.refresh.joined': { '': 99 } })
+    // Buckets in seconds (the SDK's defaults are made for milliseconds).
+    expect(o.boundaries('latchkey.token_request.duration')).toEqual([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
     const [span, ...others] = o.spans()
     expect(others).toEqual([])
     expect(span!.kind).toBe(SpanKind.CLIENT)
@@ -227,6 +232,34 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     await tm.refresh()
     expect(await o.metrics()).toEqual(tokenCounts('custom', 'manual', 'ok'))
     expect(o.spans()[0]!.attributes).toEqual({ 'oauth.grant_type': 'custom', 'latchkey.outcome': 'ok' })
+  })
+
+  it('a refresh on restore() counts as expiry', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false, refresh: async () => as.seed() })
+    const o = sdk(tm)
+    expect(await tm.restore()).toBe(true)
+    expect(await o.metrics()).toEqual(tokenCounts('custom', 'expiry', 'ok'))
+  })
+
+  it('the first token of a resources origin is reason resource', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [], { dpop: false, resources: { [api.origin]: api.origin }, refresh: undefined })
+    await tm.setTokens(as.seed())
+    const o = sdk(tm)
+    expect((await tm.fetch(api.url('/x'))).status).toBe(200)
+    expect(as.counts.resources).toEqual([api.origin])
+    expect(await o.metrics()).toEqual(tokenCounts('refresh_token', 'resource', 'ok'))
+  })
+
+  it('calls that need no refresh emit no measurement at all', async () => {
+    const { as, api } = await setup()
+    const tm = manager(as, [api.origin], { dpop: false })
+    await tm.setTokens(as.seed())
+    const o = sdk(tm)
+    for (let i = 0; i < 20; i++) expect((await tm.fetch(api.url('/x'))).status).toBe(200)
+    expect(o.measurements).toEqual([])
+    expect(await o.metrics()).toEqual({})
   })
 
   it('stop() stops recording', async () => {
