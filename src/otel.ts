@@ -26,7 +26,8 @@ export interface InstrumentOptions {
  * `latchkey.reason`, `latchkey.outcome`), `latchkey.token_request.duration` (histogram, s, same
  * attributes), `latchkey.refresh.joined`, `latchkey.dpop.nonce_retries` (`latchkey.server`: `as` |
  * `api`), `latchkey.unauthorized_retries`, `latchkey.held_back` (`latchkey.cause`: `retry_after` |
- * `backoff`), `latchkey.clock.offset` (gauge, s). Spans (tracer `latchkey`): `latchkey token
+ * `backoff`), `latchkey.clock.offset` (gauge, s), and `latchkey.refresh.wait` (histogram, s: from a
+ * refresh's start to its token request, the wait for the cross-tab lock). Spans (tracer `latchkey`): `latchkey token
  * request`, CLIENT, with `http.request.method`, `server.address`, `http.response.status_code`,
  * `oauth.grant_type`, `latchkey.outcome`. No attribute ever holds a token, a code, a proof, a
  * header value or a URL.
@@ -56,8 +57,11 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
   const unauthorized = meter.createCounter('latchkey.unauthorized_retries')
   const held = meter.createCounter('latchkey.held_back')
   const offset = meter.createGauge('latchkey.clock.offset', { unit: 's' })
-  // Each start's parent context and reason, keyed by the measurement object (it comes back as its token_request).
-  const starts = new WeakMap<Measurement, [Context, string]>()
+  // Beyond DESIGN's list: from a refresh's start to its token request (or to the adoption of
+  // another tab's tokens), the wait for the cross-tab lock.
+  const waits = meter.createHistogram('latchkey.refresh.wait', { unit: 's', advice: { explicitBucketBoundaries: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5] } })
+  // Each start's parent context, reason and time, keyed by the measurement object (it comes back as its token_request).
+  const starts = new WeakMap<Measurement, [Context, string, number]>()
   // `latchkey.reason`: `resource` is the first token of a `resources` origin (it has none yet, at
   // the start); a refresh on resuming or restoring replaces an expired (or absent) token.
   const reasonOf = ({ reason, origin }: Measurement) =>
@@ -66,9 +70,10 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
   const record = (m: Measurement) => {
     const { name, reason, host, outcome = 'ok' } = m
     if (name == 'start') {
-      if (!starts.has(m)) starts.set(m, [context.active(), reasonOf(m)])
+      if (!starts.has(m)) starts.set(m, [context.active(), reasonOf(m), Date.now()])
     } else if (name == 'token_request') {
-      const [parent, why] = starts.get(m) ?? [context.active(), reasonOf(m)]
+      const [parent, why, started] = starts.get(m) ?? [context.active(), reasonOf(m), m.time!]
+      if (reason != 'login') waits.record((m.time! - started) / 1000)
       const grant = reason == 'login' ? 'authorization_code' : host ? 'refresh_token' : 'custom'
       const attributes: Attributes = { 'oauth.grant_type': grant, 'latchkey.reason': why, 'latchkey.outcome': outcome }
       requests.add(1, attributes)
@@ -90,7 +95,12 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
       )
       if (m.outcome) span.setStatus({ code: SpanStatusCode.ERROR })
       span.end(m.time! + m.duration!)
-    } else if (name == 'joined' || name == 'adopted') joined.add(1)
+    } else if (name == 'joined') joined.add(1)
+    else if (name == 'adopted') {
+      joined.add(1)
+      const start = starts.get(m)
+      if (start) waits.record((Date.now() - start[2]) / 1000)
+    }
     else if (name == 'nonce') nonces.add(1, { 'latchkey.server': m.server! })
     else if (name == 'unauthorized') unauthorized.add(1)
     else if (name == 'held_back') held.add(1, { 'latchkey.cause': m.backoff ? 'backoff' : 'retry_after' })

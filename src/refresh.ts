@@ -110,7 +110,8 @@ export function createRefresh(context: Context, state: SessionState) {
       const token = tokenFor(basis, origin)
       // Another call or tab brought a new token while this one waited.
       if (token?.at != before && !isDue(token, leeway)) {
-        emit('measure', { name: 'adopted' })
+        m.name = 'adopted'
+        emit('measure', m)
         return token!
       }
       if (!basis?.rt && !own) throw new NoSessionError('not signed in')

@@ -194,7 +194,7 @@ export interface TokenManagerEvents {
  *   ended: `reason`, `time`, `duration`, and when known `outcome`, `status`, `host`, `retryAfter`.
  * - `joined`: a call waited for the refresh already in flight in this tab.
  * - `adopted`: a refresh found, once it held the lock, that another tab (or call) had just
- *   refreshed: it took that token and sent no request.
+ *   refreshed: it took that token and sent no request. The object of its `start`, renamed.
  * - `held_back`: a refresh was needed while token requests are held back (`backoff` tells which
  *   wait: the backoff after failed refreshes, or the server's `Retry-After`); none was sent.
  * - `nonce`: a request was sent again with a new DPoP nonce (`server`).

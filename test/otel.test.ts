@@ -10,6 +10,7 @@ import { instrument } from '../src/otel.js'
 import { connectTokenManager, serveTokenManager } from '../src/worker.js'
 import { advance, cleanups, manager, setup } from './support/harness.js'
 import { json, type TokenServer } from './support/servers.js'
+import { createTabsHub } from './support/tabs.js'
 
 /**
  * The browser's situation: a context is active only while `with` runs its function, synchronously
@@ -78,13 +79,19 @@ function sdk(tm: TokenManager, contextManager: ContextManager = new SyncContextM
         }
       return points
     },
-    /** A histogram's bucket boundaries, as last exported. */
-    boundaries: (name: string) =>
-      (metricExporter.getMetrics().at(-1)!.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name == name)!.dataPoints[0]!.value as { buckets: { boundaries: number[] } }).buckets.boundaries,
+    /** A histogram's first data point, as last exported. */
+    histogram: (name: string) =>
+      metricExporter.getMetrics().at(-1)!.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name == name)!.dataPoints[0]!.value as {
+        buckets: { boundaries: number[] }
+        sum: number
+      },
     spans: () => spanExporter.getFinishedSpans().filter((s) => s.name == 'latchkey token request'),
     all: () => spanExporter.getFinishedSpans(),
   }
 }
+
+/** `n` refreshes reached their token request: the wait before it (for the lock) is recorded. */
+const waited = (n: number) => ({ 'latchkey.refresh.wait': { '': n } })
 
 const tokenCounts = (grant: string, reason: string, outcome: string, n = 1) => ({
   'latchkey.token_requests': { [`oauth.grant_type=${grant},latchkey.reason=${reason},latchkey.outcome=${outcome}`]: n },
@@ -121,9 +128,9 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     expect(statuses).toEqual(Array(100).fill(200))
     expect(as.counts.refresh).toBe(1)
     const points = await o.metrics()
-    expect(points).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), 'latchkey.refresh.joined': { '': 99 } })
+    expect(points).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), ...waited(1), 'latchkey.refresh.joined': { '': 99 } })
     // Buckets in seconds (the SDK's defaults are made for milliseconds).
-    expect(o.boundaries('latchkey.token_request.duration')).toEqual([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+    expect(o.histogram('latchkey.token_request.duration').buckets.boundaries).toEqual([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
     const [span, ...others] = o.spans()
     expect(others).toEqual([])
     expect(span!.kind).toBe(SpanKind.CLIENT)
@@ -159,7 +166,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     expect(res.status).toBe(200)
     expect(api.requests.map((r) => r.status)).toEqual([401, 200])
     const points = await o.metrics()
-    expect(points).toEqual({ ...tokenCounts('refresh_token', 'unauthorized', 'ok'), 'latchkey.unauthorized_retries': { '': 1 } })
+    expect(points).toEqual({ ...tokenCounts('refresh_token', 'unauthorized', 'ok'), ...waited(1), 'latchkey.unauthorized_retries': { '': 1 } })
     expect(parentOf(o.spans()[0]!)).toBe(appSpanId)
     expectNoSecret(o, points, as, [seed.access_token, seed.refresh_token])
   })
@@ -204,6 +211,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     const points = await o.metrics()
     expect(points).toEqual({
       ...tokenCounts('refresh_token', 'expiry', 'temporarily_unavailable'),
+      ...waited(1),
       'latchkey.held_back': { 'latchkey.cause=retry_after': 3 },
     })
     const [span] = o.spans()
@@ -221,7 +229,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     as.refreshTokens.clear()
     await expect(tm.refresh()).rejects.toMatchObject({ code: 'session_expired' })
     const points = await o.metrics()
-    expect(points).toEqual(tokenCounts('refresh_token', 'manual', 'invalid_grant'))
+    expect(points).toEqual({ ...tokenCounts('refresh_token', 'manual', 'invalid_grant'), ...waited(1) })
     expect(o.spans()[0]!.attributes).toMatchObject({ 'http.response.status_code': 400, 'latchkey.outcome': 'invalid_grant' })
   })
 
@@ -230,7 +238,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     const tm = manager(as, [api.origin], { dpop: false, refresh: async () => as.seed() })
     const o = sdk(tm)
     await tm.refresh()
-    expect(await o.metrics()).toEqual(tokenCounts('custom', 'manual', 'ok'))
+    expect(await o.metrics()).toEqual({ ...tokenCounts('custom', 'manual', 'ok'), ...waited(1) })
     expect(o.spans()[0]!.attributes).toEqual({ 'oauth.grant_type': 'custom', 'latchkey.outcome': 'ok' })
   })
 
@@ -239,7 +247,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     const tm = manager(as, [api.origin], { dpop: false, refresh: async () => as.seed() })
     const o = sdk(tm)
     expect(await tm.restore()).toBe(true)
-    expect(await o.metrics()).toEqual(tokenCounts('custom', 'expiry', 'ok'))
+    expect(await o.metrics()).toEqual({ ...tokenCounts('custom', 'expiry', 'ok'), ...waited(1) })
   })
 
   it('the first token of a resources origin is reason resource', async () => {
@@ -249,7 +257,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     const o = sdk(tm)
     expect((await tm.fetch(api.url('/x'))).status).toBe(200)
     expect(as.counts.resources).toEqual([api.origin])
-    expect(await o.metrics()).toEqual(tokenCounts('refresh_token', 'resource', 'ok'))
+    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'resource', 'ok'), ...waited(1) })
   })
 
   it('calls that need no refresh emit no measurement at all', async () => {
@@ -272,7 +280,7 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     await tm.refresh()
     await tm.refresh()
     expect(as.counts.refresh).toBe(3)
-    expect(await o.metrics()).toEqual(tokenCounts('refresh_token', 'manual', 'ok'))
+    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'manual', 'ok'), ...waited(1) })
     expect(o.spans()).toHaveLength(1)
   })
 
@@ -284,6 +292,27 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     await tm.refresh()
     expect((await tm.fetch(api.url('/x'))).status).toBe(200)
     stop()
+  })
+})
+
+describe('latchkey/otel across tabs', () => {
+  it('a tab that waited for the lock while another refreshed adopts its tokens: counted as joined, its wait recorded', async () => {
+    const { as, api } = await setup({ delayMs: 300 })
+    const hub = createTabsHub()
+    const [a, b] = [hub.tab(), hub.tab()].map((crossTab) => manager(as, [api.origin], { dpop: false, crossTab }))
+    await a!.setTokens(as.seed({ expires_in: 1 }))
+    await expect.poll(() => b!.status()?.generation).toBe(1)
+    const o = sdk(b!)
+    // Real time (a faked Date stands still): the token has expired.
+    await new Promise((r) => setTimeout(r, 1100))
+    const first = a!.fetch(api.url('/a'))
+    const second = b!.fetch(api.url('/b'))
+    expect([(await first).status, (await second).status]).toEqual([200, 200])
+    expect(as.counts.refresh).toBe(1)
+    expect(await o.metrics()).toEqual({ 'latchkey.refresh.joined': { '': 1 }, ...waited(1) })
+    expect(o.measurements.map((m) => m.name)).toEqual(['start', 'adopted'])
+    // It waited for the other tab's token request, which the server held for 300 ms.
+    expect(o.histogram('latchkey.refresh.wait').sum).toBeGreaterThan(0.25)
   })
 })
 
@@ -299,6 +328,6 @@ describe('latchkey/otel in worker mode', () => {
     advance(120)
     const statuses = await Promise.all(Array.from({ length: 5 }, () => page.fetch(api.url('/data')).then((r) => r.status)))
     expect(statuses).toEqual([200, 200, 200, 200, 200])
-    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), 'latchkey.refresh.joined': { '': 4 } })
+    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'expiry', 'ok'), ...waited(1), 'latchkey.refresh.joined': { '': 4 } })
   })
 })
