@@ -22,7 +22,7 @@ export type TokenSet = SharedSession
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
 
 /** A token request's wire, with the measurement it fills in (`status`, `host`) and where nonce retries are told. */
-export type TokenWire = Wire & Pick<Context, 'emit'> & { m?: Measurement }
+export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement }
 
 const MAX_LIFETIME = 366 * 86400
 /** The longest `Retry-After` obeyed, ms: a longer one is a server's mistake, not a reason to stop for days. */
@@ -102,7 +102,7 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
 
 /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
 export async function tokenRequest(wire: TokenWire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
-  const { dpop, emit, m = {} as Measurement } = wire
+  const { dpop, emit, m } = wire
   m.host = new URL(url).hostname
   for (let retried = false; ; retried = true) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }

@@ -27,7 +27,8 @@ export interface InstrumentOptions {
  * attributes), `latchkey.refresh.joined`, `latchkey.dpop.nonce_retries` (`latchkey.server`: `as` |
  * `api`), `latchkey.unauthorized_retries`, `latchkey.held_back` (`latchkey.cause`: `retry_after` |
  * `backoff`), `latchkey.clock.offset` (gauge, s), and `latchkey.refresh.wait` (histogram, s: from a
- * refresh's start to its token request, the wait for the cross-tab lock). Spans (tracer `latchkey`): `latchkey token
+ * refresh's start to its token request, the wait for the cross-tab lock), `latchkey.worker.connections`
+ * (gauge). Spans (tracer `latchkey`): `latchkey token
  * request`, CLIENT, with `http.request.method`, `server.address`, `http.response.status_code`,
  * `oauth.grant_type`, `latchkey.outcome`. No attribute ever holds a token, a code, a proof, a
  * header value or a URL.
@@ -60,6 +61,8 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
   // Beyond DESIGN's list: from a refresh's start to its token request (or to the adoption of
   // another tab's tokens), the wait for the cross-tab lock.
   const waits = meter.createHistogram('latchkey.refresh.wait', { unit: 's', advice: { explicitBucketBoundaries: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5] } })
+  // Beyond DESIGN's list too: pages connected to the worker that serves the session.
+  const connections = meter.createGauge('latchkey.worker.connections')
   // Each start's parent context, reason and time, keyed by the measurement object (it comes back as its token_request).
   const starts = new WeakMap<Measurement, [Context, string, number]>()
   // `latchkey.reason`: `resource` is the first token of a `resources` origin (it has none yet, at
@@ -105,6 +108,7 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
     else if (name == 'unauthorized') unauthorized.add(1)
     else if (name == 'held_back') held.add(1, { 'latchkey.cause': m.backoff ? 'backoff' : 'retry_after' })
     else if (name == 'clock_offset') offset.record(m.offset! / 1000)
+    else if (name == 'worker_connection') connections.record(m.connections!)
   }
   return tm.on('measure', record)
 }

@@ -295,6 +295,22 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
   })
 })
 
+describe('latchkey/otel: measurements the core does not emit yet', () => {
+  // The server clock's offset and the worker's connections are measured where those are learnt
+  // (the server-time work and the shared worker, each landing on its own): here, a manager that
+  // only passes measurements on shows what latchkey/otel makes of them.
+  it('clock offset (ms → s) and worker connections become gauges', async () => {
+    const listeners = new Set<(m: Measurement) => void>()
+    const listener = (m: Measurement) => listeners.forEach((fn) => fn(m))
+    const tm = { on: (_: 'measure', fn: (m: Measurement) => void) => (listeners.add(fn), () => listeners.delete(fn)), status: () => undefined } as unknown as TokenManager
+    const o = sdk(tm)
+    listener({ name: 'clock_offset', offset: -1500 })
+    listener({ name: 'clock_offset', offset: 2500 })
+    listener({ name: 'worker_connection', connections: 3 })
+    expect(await o.metrics()).toEqual({ 'latchkey.clock.offset': { '': 2.5 }, 'latchkey.worker.connections': { '': 3 } })
+  })
+})
+
 describe('latchkey/otel across tabs', () => {
   it('a tab that waited for the lock while another refreshed adopts its tokens: counted as joined, its wait recorded', async () => {
     const { as, api } = await setup({ delayMs: 300 })
