@@ -39,9 +39,10 @@ export async function measured<T>(emit: Emit, m: Measurement, request: () => Pro
   try {
     return await request()
   } catch (e) {
-    const error = e as LatchkeyError
-    m.outcome = error.error ?? error.code
-    m.retryAfter = error.retryAfter
+    const error = e as LatchkeyError | undefined
+    // Something not latchkey's (a key store that failed while signing the proof) is `error`.
+    m.outcome = error?.error ?? error?.code ?? 'error'
+    m.retryAfter = error?.retryAfter
     throw e
   } finally {
     m.name = 'token_request'

@@ -238,7 +238,7 @@ export interface Measurement {
   host?: string
   /**
    * Why the token request failed: the server's OAuth `error` (`invalid_grant`, …), else latchkey's
-   * error code (`timeout`, `invalid_response`, …). Absent: it succeeded.
+   * error code (`timeout`, `invalid_response`, …), else `error`. Absent: it succeeded.
    */
   outcome?: string | undefined
   /** The wait a 429 or 503 asked for (`Retry-After`), ms. */

@@ -1,6 +1,7 @@
 // latchkey/otel against the OpenTelemetry SDK's in-memory exporters, after scripted scenarios on the
 // loopback token server and API: exact counts, attributes and span parents; no token anywhere.
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { generateKeyPairSync } from 'node:crypto'
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type ContextManager } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
@@ -231,6 +232,17 @@ describe('latchkey/otel: metrics and spans after scripted scenarios', () => {
     const points = await o.metrics()
     expect(points).toEqual({ ...tokenCounts('refresh_token', 'manual', 'invalid_grant'), ...waited(1) })
     expect(o.spans()[0]!.attributes).toMatchObject({ 'http.response.status_code': 400, 'latchkey.outcome': 'invalid_grant' })
+  })
+
+  it('a failure that is not latchkey\'s (a platform signer that fails) is outcome error, never ok', async () => {
+    const { as, api } = await setup()
+    const publicJwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' })
+    const signer = { publicJwk, sign: () => Promise.reject(new Error('the keystore is locked')) }
+    const tm = manager(as, [api.origin], { dpop: { signer } })
+    await tm.setTokens(as.seed())
+    const o = sdk(tm)
+    await expect(tm.refresh()).rejects.toThrow('the keystore is locked')
+    expect(await o.metrics()).toEqual({ ...tokenCounts('refresh_token', 'manual', 'error'), ...waited(1) })
   })
 
   it('a refresh through the app\'s own function is a custom grant, without HTTP attributes of latchkey\'s', async () => {
