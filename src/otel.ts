@@ -75,8 +75,10 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
     if (name == 'start') {
       if (!starts.has(m)) starts.set(m, [context.active(), reasonOf(m), Date.now()])
     } else if (name == 'token_request') {
-      const [parent, why, started] = starts.get(m) ?? [context.active(), reasonOf(m), m.time!]
-      if (reason != 'login') waits.record((m.time! - started) / 1000)
+      const start = starts.get(m)
+      const [parent, why] = start ?? [context.active(), reasonOf(m)]
+      // No wait before a login's request; none known for a start before instrument() was called.
+      if (start && reason != 'login') waits.record((m.time! - start[2]) / 1000)
       const grant = reason == 'login' ? 'authorization_code' : host ? 'refresh_token' : 'custom'
       const attributes: Attributes = { 'oauth.grant_type': grant, 'latchkey.reason': why, 'latchkey.outcome': outcome }
       requests.add(1, attributes)
@@ -103,8 +105,7 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
       joined.add(1)
       const start = starts.get(m)
       if (start) waits.record((Date.now() - start[2]) / 1000)
-    }
-    else if (name == 'nonce') nonces.add(1, { 'latchkey.server': m.server! })
+    } else if (name == 'nonce') nonces.add(1, { 'latchkey.server': m.server! })
     else if (name == 'unauthorized') unauthorized.add(1)
     else if (name == 'held_back') held.add(1, { 'latchkey.cause': m.backoff ? 'backoff' : 'retry_after' })
     else if (name == 'clock_offset') offset.record(m.offset! / 1000)
