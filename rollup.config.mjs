@@ -15,13 +15,13 @@ import { sizeReport } from './scripts/size.mjs'
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 
 /** Entry points: name in dist/ → source. */
-export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts', react: 'src/react.ts', vue: 'src/vue.ts' }
+export const entries = { index: 'src/index.ts', ky: 'src/ky.ts', worker: 'src/worker.ts', react: 'src/react.ts', vue: 'src/vue.ts', otel: 'src/otel.ts' }
 
 /** The browser build's file for each entry. */
-export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js', react: 'react.min.js', vue: 'vue.min.js' }
+export const minNames = { index: 'latchkey.min.js', ky: 'ky.min.js', worker: 'worker.min.js', react: 'react.min.js', vue: 'vue.min.js', otel: 'otel.min.js' }
 
 /** Peers (and their subpaths) stay imports; dependencies are bundled. */
-export const peers = ['ky', 'react', 'vue']
+export const peers = ['ky', 'react', 'vue', '@opentelemetry/api']
 const external = (id) => peers.some((peer) => id == peer || id.startsWith(peer + '/'))
 
 const ts = () =>

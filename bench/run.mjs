@@ -1,7 +1,7 @@
 // `npm run bench`: latchkey's cost, each figure a ratio measured side by side in this one process
 // against the least a correct client must do. See bench/README.md for the method of each figure.
 //
-//   node --expose-gc bench/run.mjs [--quick] [--only a,b,b16,c,d,e] [--update]
+//   node --expose-gc bench/run.mjs [--quick] [--only a,b,b16,c,d,e,o] [--update]
 //
 // Runs the built package (dist/index.js; rebuilt first when older than src/). Prints a Markdown
 // table and, after a full run, writes it with the machine it ran on to bench/results/last-run.md;
@@ -21,7 +21,7 @@ if (typeof globalThis.gc != 'function') {
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const figures = ['a', 'b', 'b16', 'c', 'd', 'e']
+const figures = ['a', 'b', 'b16', 'c', 'd', 'e', 'o']
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : figures
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const started = performance.now()
@@ -254,6 +254,37 @@ if (only.includes('b16')) {
   if (tokens || refreshes) process.exitCode = 1
 }
 
+// --- (o) (b) with latchkey/otel attached ----------------------------------------------------------
+// Two managers on the same session shape, one instrumented with the OpenTelemetry SDK (metrics and
+// traces, in-memory exporters), one not; the same sequential requests side by side.
+if (only.includes('o')) {
+  await ensureBuilt('dist/otel.js', ({ esm }) => esm)
+  const { instrument } = await import('../dist/otel.js')
+  const { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, AggregationTemporality } = await import('@opentelemetry/sdk-metrics')
+  const { BasicTracerProvider, SimpleSpanProcessor, InMemorySpanExporter } = await import('@opentelemetry/sdk-trace-base')
+  const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())] })
+  const plain = manager({ dpop: false })
+  const instrumented = manager({ dpop: false })
+  const stop = instrument(instrumented, { meterProvider, tracerProvider })
+  for (const tm of [plain, instrumented]) await tm.setTokens(await post('/seed?type=Bearer&expires_in=86400'))
+  // Many short rounds, as (b16): the median of per-round ratios holds steady on a loaded machine.
+  const n = 40
+  const rounds = quick ? 51 : 201
+  const r = await sideBySide({
+    rounds,
+    warmup: 10,
+    a: () => timeSequential(async () => drain(await instrumented.fetch(API)), n),
+    b: () => timeSequential(async () => drain(await plain.fetch(API)), n),
+  })
+  record('o', 'tm.fetch with a Bearer token and latchkey/otel attached vs the same without, loopback HTTP', r.ratio, 1.03,
+    `instrumented ${us(r.a, n)} per request, plain ${us(r.b, n)}; per-round ratios ${quartiles(r.ratios)} (interquartile); ${rounds} rounds × ${n} sequential requests`)
+  stop()
+  await meterProvider.shutdown()
+  await tracerProvider.shutdown()
+}
+
 // --- (d) a storm of 1000 calls after expiry ----------------------------------------------------
 if (only.includes('d')) {
   const N = 1000
@@ -329,7 +360,7 @@ child.disconnect()
 
 // --- report ------------------------------------------------------------------------------------
 const machine = describeMachine(load, `Node ${process.version}`)
-const order = ['a', "a'", "a''", 'b', 'b16', 'c', "c'", 'd', "d'", 'e']
+const order = ['a', "a'", "a''", 'b', 'b16', 'c', "c'", 'd', "d'", 'e', 'o']
 results.sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id))
 const table = resultTable(results)
 const when = new Date().toISOString().slice(0, 10)

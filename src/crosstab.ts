@@ -40,6 +40,8 @@ export interface SharedCounters {
   wait?: number | undefined
   /** Failed refreshes in a row, for the backoff; every new token set resets it (and `wait`). */
   fails?: number | undefined
+  /** `wait` is the backoff's, longer than what the server asked for (`Retry-After`). */
+  backoff?: boolean | undefined
 }
 
 /**

@@ -1,4 +1,6 @@
-import type { TokenManager, TokenManagerEvents } from './types.js'
+import type { LatchkeyError } from './errors.js'
+import type { Measurement, TokenManager, TokenManagerEvents } from './types.js'
+import { now } from './util.js'
 
 /** Tells every listener of `type`; a throwing listener neither stops the others nor the SDK. */
 export type Emit = <E extends keyof TokenManagerEvents>(type: E, state: TokenManagerEvents[E]) => void
@@ -24,4 +26,27 @@ export function createEvents() {
   }
   const warn = (code: string, message = code.replace(/_/g, ' ')) => emit('warning', { code, message })
   return { emit, on, warn }
+}
+
+/**
+ * Runs one token request measured as `m`, emitted as it starts (before any await, so that a
+ * listener reads the caller's context) and as it ends (`token_request`: when it went out, how
+ * long it took, and of a failure only the fields that never hold a token).
+ */
+export async function measured<T>(emit: Emit, m: Measurement, request: () => Promise<T>): Promise<T> {
+  emit('measure', m)
+  const time = (m.time = now())
+  try {
+    return await request()
+  } catch (e) {
+    const error = e as LatchkeyError | undefined
+    // Something not latchkey's (a key store that failed while signing the proof) is `error`.
+    m.outcome = error?.error ?? error?.code ?? 'error'
+    m.retryAfter = error?.retryAfter
+    throw e
+  } finally {
+    m.name = 'token_request'
+    m.duration = now() - time
+    emit('measure', m)
+  }
 }

@@ -18,7 +18,7 @@ export interface TokenSource {
 /** The `error` parameter of a `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9449 §7.1). */
 const challengeError = (challenge: string) => /\berror="?([\w-]+)/.exec(challenge)?.[1]
 
-export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto }: Context, { current, renew, canRefresh }: TokenSource) {
+export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto, emit }: Context, { current, renew, canRefresh }: TokenSource) {
   // The `ath` claim of each access token, computed once (RFC 9449 §4.2).
   const ath = new WeakMap<SharedToken, Promise<string>>()
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -61,8 +61,10 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto 
       const error = challengeError(challenge)
       if (!nonced && token.type == 'DPoP' && isDPoPNonceError(res, error)) {
         nonced = true
+        emit('measure', { name: 'nonce', server: 'api' })
       } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
         refreshed = true
+        emit('measure', { name: 'unauthorized' })
         discard(res)
         token = await renew(token, origin)
         continue

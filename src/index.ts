@@ -34,6 +34,8 @@ export type {
   RefreshEndpoint,
   RefreshReason,
   SessionInfo,
+  Measurement,
+  MeasurementName,
   AuthorizationParameters,
 } from './types.js'
 export { discover, type AuthorizationServer, type DiscoveryOptions } from './discovery.js'

@@ -1,6 +1,6 @@
 import { browserCrossTab, localCrossTab, type CrossTab } from './crosstab.js'
 import { createDPoP, type DPoPSigner } from './dpop.js'
-import { createEvents } from './events.js'
+import { createEvents, measured } from './events.js'
 import { createAuthorizedFetch } from './fetch.js'
 import { indexedDBKeyStore, memoryKeyStore, type KeyStore } from './keystore.js'
 import { authorizationRequest, redirectResult } from './login.js'
@@ -8,7 +8,7 @@ import { parseTokenResponse, revokeToken, tokenRequest } from './oauth.js'
 import { resolveOptions, type Context } from './options.js'
 import { createRefresh, sessionIsOver } from './refresh.js'
 import { isDue, SessionState, tokenFor, tokenInfo, type Session } from './session.js'
-import type { SessionInfo, TokenManager, TokenManagerOptions } from './types.js'
+import type { Measurement, SessionInfo, TokenManager, TokenManagerOptions } from './types.js'
 import { here, invalid, offline } from './util.js'
 import { createVault } from './vault.js'
 
@@ -80,8 +80,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const { mainOrigin } = config
     const resource = mainOrigin && config.resourceOf.get(mainOrigin)!.resource
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
-    const { res, json } = await tokenRequest(context, url, form, {}, false)
-    await state.install(parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res), 'login', epochAtStart, mainOrigin)
+    const m: Measurement = { name: 'start', reason: 'login' }
+    const tokens = await measured(emit, m, async () => {
+      const { res, json } = await tokenRequest({ ...context, m }, url, form, {}, false)
+      return parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res)
+    })
+    await state.install(tokens, 'login', epochAtStart, mainOrigin)
   }
 
   // Each redirect URL handled, and its outcome: the same URL twice (React StrictMode runs start-up

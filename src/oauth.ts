@@ -12,6 +12,7 @@ import {
   TimeoutError,
 } from './errors.js'
 import type { Context } from './options.js'
+import type { Measurement } from './types.js'
 import { isObject, now, readJSON } from './util.js'
 
 /** Tokens as a token response gives them (wire names; the legend is on {@link SharedSession}). */
@@ -19,6 +20,9 @@ export type TokenSet = SharedSession
 
 /** What every wire request of one client needs. */
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
+
+/** A token request's wire, with the measurement it fills in (`status`, `host`) and where nonce retries are told. */
+export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement }
 
 const MAX_LIFETIME = 366 * 86400
 /** The longest `Retry-After` obeyed, ms: a longer one is a server's mistake, not a reason to stop for days. */
@@ -97,16 +101,21 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
 }
 
 /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
-export async function tokenRequest(wire: Wire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
-  const { dpop } = wire
+export async function tokenRequest(wire: TokenWire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
+  const { dpop, emit, m } = wire
+  m.host = new URL(url).hostname
   for (let retried = false; ; retried = true) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
     if (dpop) headers.dpop = await dpop.proof('POST', url)
     const { res, json } = await postForm(wire, url, form, { ...init, headers })
+    m.status = res.status
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
     dpop?.nonce(url, res)
     if (res.ok) return { res, json }
-    if (!retried && dpop && isDPoPNonceError(res, (json as { error?: string })?.error)) continue
+    if (!retried && dpop && isDPoPNonceError(res, (json as { error?: string })?.error)) {
+      emit('measure', { name: 'nonce', server: 'as' })
+      continue
+    }
     throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
   }
 }

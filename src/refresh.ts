@@ -3,10 +3,11 @@
 // every late result checked against logout.
 import type { CrossTab, SharedCounters, SharedToken } from './crosstab.js'
 import { NetworkError, NoSessionError, RetryLaterError, SessionExpiredError, type LatchkeyError } from './errors.js'
+import { measured, type Emit } from './events.js'
 import { parseTokenResponse, timed, tokenRequest, type TokenSet } from './oauth.js'
 import type { Context } from './options.js'
 import { holdsAccessToken, isDue, isExpired, tokenFor, tokenInfo, type Session, type SessionState } from './session.js'
-import type { RefreshReason } from './types.js'
+import type { Measurement, RefreshReason } from './types.js'
 import { here, now, offline } from './util.js'
 
 /** The backoff after failed refreshes, ms: the first retry is free, then full jitter over 1 s, 2 s, 4 s, … up to 30 s. */
@@ -17,7 +18,7 @@ const BACKOFF_CAP = 30_000
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
 /** One grant: the refresh_token grant at the token endpoint (with the origin's resource), or the app's own endpoint or function. */
-async function grant(context: Context, basis: Session | undefined, origin?: string): Promise<TokenSet> {
+async function grant(context: Context & { m: Measurement }, basis: Session | undefined, origin?: string): Promise<TokenSet> {
   const { clientId, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop } = context
   const refreshToken = basis?.rt
   const { resource, scope } = resourceOf.get(origin!) ?? {}
@@ -39,9 +40,12 @@ async function grant(context: Context, basis: Session | undefined, origin?: stri
  * Invariant 10, the authorization server is never stormed: no token request, from any tab, before
  * the time the shared counters hold; a refresh that is needed meanwhile fails fast.
  */
-const holdBack = ({ wait = 0 }: SharedCounters) => {
+const holdBack = ({ wait = 0, backoff }: SharedCounters, emit: Emit) => {
   const retryAfter = wait - now()
-  if (retryAfter > 0) throw new RetryLaterError('token requests held back', { retryAfter })
+  if (retryAfter > 0) {
+    emit('measure', { name: 'held_back', backoff })
+    throw new RetryLaterError('token requests held back', { retryAfter })
+  }
 }
 
 /**
@@ -56,8 +60,8 @@ const backOff = (tabs: CrossTab, counters: SharedCounters, error: LatchkeyError,
   const { retryAfter = 0 } = error
   let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
   if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
-  const spread = Math.random() * Math.min(retryAfter / 2, BACKOFF_CAP)
-  return tabs.write({ ...counters, fails, wait: now() + Math.max(retryAfter + spread, backoff) })
+  const asked = retryAfter + Math.random() * Math.min(retryAfter / 2, BACKOFF_CAP)
+  return tabs.write({ ...counters, fails, wait: now() + Math.max(asked, backoff), backoff: backoff > asked })
 }
 
 export function createRefresh(context: Context, state: SessionState) {
@@ -95,7 +99,7 @@ export function createRefresh(context: Context, state: SessionState) {
    * Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock, so
    * the grants of several resources never overlap and each presents the newest refresh token.
    */
-  const run = (reason: RefreshReason, origin?: string): Promise<SharedToken> => {
+  const run = (reason: RefreshReason, origin: string | undefined, m: Measurement): Promise<SharedToken> => {
     const epochAtStart = state.localEpoch
     const before = tokenFor(state.session, origin)?.at
     return tabs.lock('refresh', async () => {
@@ -105,12 +109,16 @@ export function createRefresh(context: Context, state: SessionState) {
       const basis = state.session
       const token = tokenFor(basis, origin)
       // Another call or tab brought a new token while this one waited.
-      if (token?.at != before && !isDue(token, leeway)) return token!
+      if (token?.at != before && !isDue(token, leeway)) {
+        m.name = 'adopted'
+        emit('measure', m)
+        return token!
+      }
       if (!basis?.rt && !own) throw new NoSessionError('not signed in')
-      holdBack(counters)
+      holdBack(counters, emit)
       let fresh: TokenSet
       try {
-        fresh = await grant(context, basis, origin)
+        fresh = await measured(emit, m, () => grant({ ...context, m }, basis, origin))
       } catch (e) {
         const error = e as LatchkeyError
         state.assertStillSignedIn(epochAtStart)
@@ -134,8 +142,11 @@ export function createRefresh(context: Context, state: SessionState) {
   const refresh = (reason: RefreshReason, origin = mainOrigin) => {
     const key = keyOf(origin)
     let p = pending.get(key)
+    // Before any await, in the call that caused it: a listener reads the caller's context here.
+    const m: Measurement = p ? { name: 'joined' } : { name: 'start', reason, origin }
+    emit('measure', m)
     if (!p) {
-      const started = (p = run(reason, origin))
+      const started = (p = run(reason, origin, m))
       const clear = () => {
         if (pending.get(key) == started) pending.delete(key)
       }

@@ -207,6 +207,79 @@ export interface TokenManagerEvents {
   logout: { reason: 'logout' | 'tab' }
   /** Something degraded without failing, e.g. the DPoP key could not be persisted. */
   warning: { code: string; message: string }
+  /** A measurement, for monitoring (`latchkey/otel` turns them into metrics and spans). */
+  measure: Measurement
+}
+
+/**
+ * What a {@link Measurement} measures:
+ * - `start`: a token request may follow (a refresh began, or a code exchange); `reason`, and the
+ *   `resources` origin whose token it is for. Emitted before latchkey awaits anything, in the call
+ *   that caused it, so that a listener can read the caller's context (its trace span) and key it
+ *   by the object. The same object comes again when its request goes out (still `start`) and
+ *   when it ends (`token_request`); a refresh that sends none ends as `held_back` or `adopted`,
+ *   or without a word when the session ended meanwhile.
+ * - `token_request`: a request to the token endpoint or the app's own refresh endpoint or function
+ *   ended: `reason`, `time`, `duration`, and when known `outcome`, `status`, `host`, `retryAfter`.
+ * - `joined`: a call waited for the refresh already in flight in this tab.
+ * - `adopted`: a refresh found, once it held the lock, that another tab (or call) had just
+ *   refreshed: it took that token and sent no request. The object of its `start`, renamed.
+ * - `held_back`: a refresh was needed while token requests are held back (`backoff` tells which
+ *   wait: the backoff after failed refreshes, or the server's `Retry-After`); none was sent.
+ * - `nonce`: a request was sent again with a new DPoP nonce (`server`).
+ * - `unauthorized`: a request answered 401 is sent again after a refresh.
+ * - `clock_offset`: the server's clock, as learnt, is `offset` ms ahead of the device's.
+ * - `worker_connection`: a page connected to the worker that serves the session (`connections`).
+ */
+export type MeasurementName =
+  | 'start'
+  | 'token_request'
+  | 'joined'
+  | 'adopted'
+  | 'held_back'
+  | 'nonce'
+  | 'unauthorized'
+  | 'clock_offset'
+  | 'worker_connection'
+
+/**
+ * One measurement (`tm.on('measure', …)`), as cheap as the core can make it: `latchkey/otel` turns
+ * them into OpenTelemetry metrics and spans. Token-free by construction: fixed words, numbers and
+ * a host name, never a token, code, verifier, proof, header value or URL. Times are in ms. The
+ * object of a `start` changes as its request goes on: copy what you keep.
+ */
+export interface Measurement {
+  name: MeasurementName
+  /**
+   * Why the token request: a login, or a refresh's reason. Refreshes through the `refresh` option's function send no request of
+   * latchkey's: theirs have no `host`.
+   */
+  reason?: RefreshReason | 'login'
+  /** The `resources` origin whose token the refresh is for. */
+  origin?: string | undefined
+  /** When the token request went out, ms since the epoch (local clock). */
+  time?: number
+  /** How long the token request took, ms. */
+  duration?: number
+  /** The HTTP status of the last token response. */
+  status?: number
+  /** The host name the token request went to. */
+  host?: string
+  /**
+   * Why the token request failed: the server's OAuth `error` (`invalid_grant`, …), else latchkey's
+   * error code (`timeout`, `invalid_response`, …), else `error`. Absent: it succeeded.
+   */
+  outcome?: string | undefined
+  /** The wait a 429 or 503 asked for (`Retry-After`), ms. */
+  retryAfter?: number | undefined
+  /** `held_back`: the wait is the backoff after failed refreshes (else the server's `Retry-After`). */
+  backoff?: boolean | undefined
+  /** `nonce`: the authorization server, or an API. */
+  server?: 'as' | 'api'
+  /** `clock_offset`: server time minus device time, ms. */
+  offset?: number
+  /** `worker_connection`: pages connected now. */
+  connections?: number
 }
 
 /** Parameters of {@link TokenManager.authorizationUrl}. */

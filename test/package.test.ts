@@ -36,7 +36,7 @@ afterAll(async () => {
 describe('the packed tarball', () => {
   it('holds the builds, their declarations and nothing of the sources or tests', () => {
     const files = packed.map((f) => f.path).sort()
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/worker.js', 'dist/worker.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'dist/worker.min.js', 'dist/react.js', 'dist/react.d.ts', 'dist/vue.js', 'dist/vue.d.ts', 'package.json'])
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/ky.js', 'dist/ky.d.ts', 'dist/worker.js', 'dist/worker.d.ts', 'dist/latchkey.min.js', 'dist/ky.min.js', 'dist/worker.min.js', 'dist/react.js', 'dist/react.d.ts', 'dist/vue.js', 'dist/vue.d.ts', 'dist/otel.js', 'dist/otel.d.ts', 'dist/otel.min.js', 'package.json'])
       expect(files).toContain(f)
     expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|LICENSE)/.test(f))).toEqual([])
   })
@@ -67,6 +67,8 @@ describe('installed offline in a scratch project', () => {
     await run('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1'])
     // The peer comes from this repository's install; idb-keyval is deliberately absent: it is bundled.
     await symlink(join(root, 'node_modules', 'ky'), join(app, 'node_modules', 'ky'), 'dir')
+    await mkdir(join(app, 'node_modules', '@opentelemetry'))
+    await symlink(join(root, 'node_modules', '@opentelemetry', 'api'), join(app, 'node_modules', '@opentelemetry', 'api'), 'dir')
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
   })
 
@@ -83,6 +85,9 @@ describe('installed offline in a scratch project', () => {
     expect(out.kyMinExports).toEqual(['kyHooks'])
     expect(out.workerExports).toEqual(['connectTokenManager', 'serveTokenManager'])
     expect(out.workerMinExports).toEqual(out.workerExports)
+    expect(out.otelExports).toEqual(['instrument'])
+    expect(out.otelMinExports).toEqual(['instrument'])
+    expect(out.measured).toEqual(['start', 'token_request'])
     expect(out.seen).toEqual([
       { via: 'tm.fetch', authorization: 'Bearer at-1', dpop: false },
       { via: 'ky', authorization: 'Bearer at-1', dpop: false },
@@ -124,6 +129,8 @@ import * as min from 'latchkey/latchkey.min.js'
 import * as kyMin from 'latchkey/ky.min.js'
 import * as workerEntry from 'latchkey/worker'
 import * as workerMin from 'latchkey/worker.min.js'
+import * as otelEntry from 'latchkey/otel'
+import * as otelMin from 'latchkey/otel.min.js'
 
 const seen = []
 let via = ''
@@ -171,8 +178,20 @@ const noSession = await (async () => {
   port2.close()
   return e
 })()
+// latchkey/otel with no SDK registered: the API's no-op providers, and the measurements still flow.
+const measured = []
+{
+  const tm = core.createTokenManager({ clientId: 'app', tokenEndpoint: origin + '/token', allowedOrigins: [origin], dpop: false, crossTab: false, refresh: async () => ({ access_token: 'at-5', token_type: 'Bearer' }) })
+  tm.on('measure', (m) => measured.push(m.name))
+  const stop = otelEntry.instrument(tm)
+  await tm.refresh()
+  stop()
+}
 server.close()
 console.log(JSON.stringify({
+  otelExports: Object.keys(otelEntry).sort(),
+  otelMinExports: Object.keys(otelMin).sort(),
+  measured: [...new Set(measured)],
   exports: Object.keys(core).sort(),
   kyExports: Object.keys(kyEntry).sort(),
   minExports: Object.keys(min).sort(),
@@ -189,6 +208,8 @@ import ky from 'ky'
 import { createTokenManager, discover, isLatchkeyError, type AuthorizationServer, type TokenManager, type TokenManagerOptions } from 'latchkey'
 import { kyHooks } from 'latchkey/ky'
 import { connectTokenManager } from 'latchkey/worker'
+import { instrument, type InstrumentOptions } from 'latchkey/otel'
+import type { Measurement } from 'latchkey'
 
 export const fromMetadata = async (): Promise<TokenManager> => {
   const as: AuthorizationServer = await discover('https://as.example', { timeoutSeconds: 5 })
@@ -207,6 +228,8 @@ export const probe = async (): Promise<string> => {
   }
 }
 export const inPage: TokenManager = connectTokenManager(new MessageChannel().port2)
+export const stop: () => void = instrument(tm, {} satisfies InstrumentOptions)
+export const names = (m: Measurement): string => m.name
 // @ts-expect-error: clientId is required
 createTokenManager({ allowedOrigins: [] })
 // @ts-expect-error: kyHooks needs a token manager

@@ -130,7 +130,15 @@ describe('bundle boundaries', () => {
     for (const chunk of chunks) expect(chunk.imports.filter((id) => !peers.includes(id) && id != shared[0]!.fileName)).toEqual([])
     // The bindings import their framework and nothing of the core (its types only).
     for (const name of ['react', 'vue']) expect(chunks.find((c) => c.fileName == name + '.js')!.imports).toEqual([name])
+    expect(chunks.filter((c) => c.imports.includes('@opentelemetry/api')).map((c) => c.fileName)).toEqual(['otel.js'])
   }, 60_000)
+
+  it('latchkey/otel is its own code only: the OpenTelemetry API stays the app\'s, and nothing of the core comes along', () => {
+    const otel = browser['otel.min.js']!
+    expect(modulesOf(otel)).toEqual(['src/otel.ts'])
+    expect(otel.imports).toEqual(['@opentelemetry/api'])
+    for (const core of ['dpop+jwt', 'AES-GCM', 'LatchkeyError', 'invalid_token']) expect(otel.code).not.toContain(core)
+  })
 
   /** The core's browser build of an app whose only module is `code` (importing the core as `CORE`). */
   const app = async (code: string) => {

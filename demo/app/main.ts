@@ -1,7 +1,7 @@
 // The latchkey demo page: sign in at a real authorization server, call a DPoP-checking API,
 // force an expiry, call a third-party origin, and watch storage stay empty of tokens.
 
-import { createTokenManager, isLatchkeyError, type TokenManagerOptions } from '../../src/index.js'
+import { createTokenManager, isLatchkeyError, type Measurement, type TokenManagerOptions } from '../../src/index.js'
 import { connectTokenManager } from '../../src/worker.js'
 import { inspectStorage } from './storage.js'
 
@@ -106,6 +106,55 @@ function noteNonceChallenge(input: RequestInfo | URL, init: RequestInit | undefi
   // A clone, taken before latchkey reads the body.
   response.clone().json().then((body: { error?: unknown }) => body?.error === 'use_dpop_nonce' && note(), () => undefined)
 }
+
+// ---- Measurements panel ----
+
+/**
+ * The same measurements latchkey/otel records, counted here for the panel. In worker mode they
+ * happen in the worker (instrument it there); the page's handle gets none.
+ */
+const measured = {
+  outcomes: new Map<string, number>(),
+  last: [] as string[],
+  refreshes: 0,
+  joined: 0,
+  adopted: 0,
+  nonces: { as: 0, api: 0 },
+  unauthorized: 0,
+  held: { retry_after: 0, backoff: 0 },
+  offset: undefined as number | undefined,
+}
+
+function measure(m: Measurement): void {
+  if (m.name == 'token_request') {
+    const outcome = m.outcome ?? 'ok'
+    measured.outcomes.set(outcome, (measured.outcomes.get(outcome) ?? 0) + 1)
+    if (m.reason != 'login') measured.refreshes++
+    measured.last = [`${m.reason} · ${outcome} · ${Math.round(m.duration!)} ms${m.status ? ` · HTTP ${m.status}` : ''}`, ...measured.last].slice(0, 5)
+  } else if (m.name == 'joined') measured.joined++
+  else if (m.name == 'adopted') measured.adopted++
+  else if (m.name == 'nonce') measured.nonces[m.server!]++
+  else if (m.name == 'unauthorized') measured.unauthorized++
+  else if (m.name == 'held_back') measured.held[m.backoff ? 'backoff' : 'retry_after']++
+  else if (m.name == 'clock_offset') measured.offset = m.offset
+  else return
+  renderMeasurements()
+}
+
+function renderMeasurements(): void {
+  const { outcomes, last, refreshes, joined, adopted, nonces, unauthorized, held, offset } = measured
+  $('m-outcomes').textContent = outcomes.size ? [...outcomes].map(([outcome, n]) => `${outcome}: ${n}`).join(' · ') : 'none yet'
+  $('m-durations').replaceChildren(...(last.length ? last.map((line) => el('div', {}, line)) : ['–']))
+  $('m-joins').textContent = refreshes ? `${(joined / refreshes).toFixed(1)} (${joined} calls)` : `– (${joined} calls)`
+  $('m-adopted').textContent = String(adopted)
+  $('m-nonces').textContent = `${nonces.as + nonces.api} (authorization server ${nonces.as}, API ${nonces.api})`
+  $('m-unauthorized').textContent = String(unauthorized)
+  $('m-held').textContent = `${held.retry_after + held.backoff} (Retry-After ${held.retry_after}, backoff ${held.backoff})`
+  $('m-offset').textContent = offset === undefined ? 'not learnt' : `${(offset / 1000).toFixed(1)} s`
+}
+
+tm.on('measure', measure)
+if (workerMode) $('measure-note').textContent = "In worker mode the measurements happen in the worker: instrument the worker's manager there (latchkey/otel). This page's handle gets none."
 
 // ---- Event log ----
 

@@ -144,3 +144,25 @@ void inWorker
 serveTokenManager({ allowedOrigins: [] })
 // @ts-expect-error connectTokenManager needs something that speaks postMessage
 connectTokenManager('/auth-worker.js')
+
+// Measurements and latchkey/otel.
+import { instrument, type InstrumentOptions } from '../../src/otel.js'
+import type { Measurement, MeasurementName } from '../../src/index.js'
+import { metrics, trace } from '@opentelemetry/api'
+
+tm.on('measure', (m: Measurement) => {
+  const name: MeasurementName = m.name
+  const seconds: number | undefined = m.duration === undefined ? undefined : m.duration / 1000
+  if (m.name == 'nonce') {
+    const server: 'as' | 'api' | undefined = m.server
+    void server
+  }
+  void name, void seconds
+})
+// @ts-expect-error: not a measurement's name
+tm.on('measure', (m) => m.name == 'token-request')
+const stopRecording: () => void = instrument(tm)
+instrument(tm, { meterProvider: metrics.getMeterProvider(), tracerProvider: trace.getTracerProvider() } satisfies InstrumentOptions)
+// @ts-expect-error: a meter provider, not a meter
+instrument(tm, { meterProvider: metrics.getMeterProvider().getMeter('x') })
+stopRecording()
