@@ -35,7 +35,8 @@ export interface RefreshContext {
  * A refresh endpoint of the app's own, when the refresh does not go to `tokenEndpoint`: a URL,
  * or the URL with request options. latchkey POSTs `grant_type=refresh_token` and `client_id` (plus
  * `refresh_token` when it holds one) as a form, with a DPoP proof when DPoP is on, and expects a
- * token response as JSON. A 401, or 400 `invalid_grant`, ends the session.
+ * token response as JSON. A 401, a 400 `invalid_grant`, or a 400 with no readable OAuth error ends
+ * the session.
  */
 export interface RefreshEndpoint {
   /** The endpoint's URL. */
