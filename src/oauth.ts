@@ -1,7 +1,7 @@
 // Wire requests to the authorization server: token and revocation POSTs, strict token-response
 // parsing, OAuth error mapping. Stateless: what to redact comes in with the call.
 import type { SharedSession } from './crosstab.js'
-import { isDPoPNonceError } from './dpop.js'
+import { dpopRetry } from './dpop.js'
 import {
   DPoPProofError,
   isLatchkeyError,
@@ -102,15 +102,18 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
 /** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
 export async function tokenRequest(wire: Wire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop } = wire
-  for (let retried = false; ; retried = true) {
+  // Invariant 5: one retry after a nonce challenge, one after a proof refused for its time.
+  for (const retried = new Set<string>(); ; ) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
+    const datedAt = dpop?.offset
     if (dpop) headers.dpop = await dpop.proof('POST', url)
     const { res, json } = await postForm(wire, url, form, { ...init, headers })
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
-    dpop?.nonce(url, res)
+    dpop?.learn(url, res)
     if (res.ok) return { res, json }
-    if (!retried && dpop && isDPoPNonceError(res, (json as { error?: string })?.error)) continue
-    throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
+    const why = dpop && dpopRetry(dpop, res, (json as { error?: string })?.error, datedAt!)
+    if (!why || retried.has(why)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
+    retried.add(why)
   }
 }
 
