@@ -116,9 +116,9 @@ export function createDPoP(
     learn(url, response) {
       const value = response.headers.get('dpop-nonce')
       if (value) nonces.set(new URL(url).origin, value)
-      // A Date names a whole second: take its middle. Expiry never uses this (it counts from arrival).
+      // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
       const date = Date.parse(response.headers.get('date')!)
-      if (date == date) dpop.offset = date + 500 - Date.now()
+      if (date == date) dpop.offset = date - Date.now()
     },
     async reset(remove) {
       key = undefined

@@ -30,5 +30,6 @@ export type {
   RefreshReason,
   SessionInfo,
   AuthorizationParameters,
+  ResourceOptions,
 } from './types.js'
 export { discover, type AuthorizationServer, type DiscoveryOptions } from './discovery.js'

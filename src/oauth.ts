@@ -86,10 +86,10 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   const description = text(o.error_description)
   const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
   // Invariant 13: a refresh refused in any form ends the session: `invalid_grant`, a bare 400 or 401
-  // with no readable OAuth error (Glewlwyd answers a spent refresh token so), and the app's own
-  // endpoint's 401 unless it is about the proof.
+  // (a failure here is 400 or more) with no readable OAuth error (Glewlwyd answers a spent refresh
+  // token so), and the app's own endpoint's 401 unless it is about the proof.
   const Kind =
-    refreshing && (error == 'invalid_grant' || (!error && (res.status == 400 || res.status == 401)) || (refreshing == 'own' && res.status == 401 && !/dpop/.test(error!)))
+    refreshing && (error == 'invalid_grant' || (!error && res.status < 402) || (refreshing == 'own' && res.status == 401 && !/dpop/.test(error!)))
       ? SessionExpiredError
       : error == 'invalid_dpop_proof'
         ? DPoPProofError

@@ -77,8 +77,10 @@ export interface TokenManagerOptions {
    * that needs it; one refresh token serves all, and grants never overlap. `authorizationUrl()`
    * asks for every resource.
    * @example { 'https://api.example': 'https://api.example', 'https://billing.example': { resource: 'https://billing.example', scope: 'billing:read' } }
+   * @example { 'https://api.example': { params: { audience: 'https://api.example' } } } // Auth0
+   * @example { 'https://graph.microsoft.com': { scope: 'https://graph.microsoft.com/.default' } } // Entra ID
    */
-  resources?: Record<string, string | { resource: string; scope?: string }>
+  resources?: Record<string, string | ResourceOptions>
   /**
    * The authorization server's issuer identifier (`discover()` sets it). With it, `handleRedirect`
    * checks the RFC 9207 `iss` parameter when the server sends one.
@@ -148,6 +150,23 @@ export interface TokenManagerOptions {
   persist?: boolean
   /** The fetch to use for every request. @default globalThis.fetch */
   fetch?: typeof fetch
+}
+
+/**
+ * How one API's token is asked for (an entry of the `resources` option): RFC 8707's `resource`, or
+ * what a hosted server asks for instead. At least one of the three is required.
+ */
+export interface ResourceOptions {
+  /** The RFC 8707 resource indicator, the token's audience; none for servers that name APIs by scope (Entra ID). */
+  resource?: string
+  /** The scope its `refresh_token` grants ask for: the API's own, or Entra ID's `api://…/.default`. */
+  scope?: string
+  /**
+   * More parameters its `refresh_token` grants send; the first API's go with the authorization
+   * request too (the login's token is its). Auth0 names an API with `audience`.
+   * @example { audience: 'https://api.example' }
+   */
+  params?: Record<string, string>
 }
 
 /** What `tm.status()` and the `tokens` event tell about the session; never a token value. */
