@@ -99,7 +99,7 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   return new Kind(message, { response: res, error, description, retryAfter: retryAfterOf(res) })
 }
 
-/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
+/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when it refused a proof for its time. */
 export async function tokenRequest(wire: Wire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop } = wire
   // Invariant 5: one retry after a nonce challenge, one after a proof refused for its time.

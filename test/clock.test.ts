@@ -90,8 +90,12 @@ describe.each([
   })
 })
 
-/** The real time in the `Date` header (the loopback servers keep the test's clock), or none. */
-const realDate = (res: ServerResponse, send = true) => (send ? res.setHeader('date', new Date(realNow()).toUTCString()) : res.removeHeader('date'), (res.sendDate = send))
+/** The real time in the `Date` header (the loopback servers keep the test's clock), or no `Date` at all. */
+function realDate(res: ServerResponse, send: boolean) {
+  res.sendDate = send
+  if (send) res.setHeader('date', new Date(realNow()).toUTCString())
+  else res.removeHeader('date')
+}
 
 /**
  * A DPoP token endpoint and API on loopback that read the real clock and refuse a proof dated more
