@@ -7,8 +7,16 @@ export interface DPoP {
   jkt(): Promise<string>
   /** A fresh proof for one request (RFC 9449 §4.2). */
   proof(method: string, url: URL | string, ath?: string): Promise<string>
-  /** Remembers the `DPoP-Nonce` a response carried, per origin. */
-  nonce(url: URL | string, response: Response): void
+  /**
+   * Invariant 12: the server's clock minus the device's, in ms, as last learnt (0 until then).
+   * Every proof is dated by it; this is the one place latchkey keeps the server's time.
+   */
+  offset: number
+  /**
+   * Learns from a response of an allowed origin: the `DPoP-Nonce` it carried (per origin), and the
+   * server's time from its `Date` header (readable cross-origin only when the server exposes it).
+   */
+  learn(url: URL | string, response: Response): void
   /** Forgets the key in memory; with `remove`, deletes it from the store too. */
   reset(remove?: boolean): Promise<void>
 }
@@ -93,20 +101,24 @@ export function createDPoP(
 
   const get = () => (key ??= load().catch((e) => ((key = undefined), Promise.reject(e))))
 
-  return {
+  const dpop: DPoP = {
+    offset: 0,
     jkt: async () => (await get()).jkt,
     async proof(htm, url, ath) {
       const { sign, header } = await get()
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
       // jti: randomUUID is the fastest where there is one; 128 random bits are as unique elsewhere.
-      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000), ath, nonce: nonces.get(u.origin) }
+      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor((Date.now() + dpop.offset) / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await sign(encoder.encode(input)))
     },
-    nonce(url, response) {
+    learn(url, response) {
       const value = response.headers.get('dpop-nonce')
       if (value) nonces.set(new URL(url).origin, value)
+      // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
+      const date = Date.parse(response.headers.get('date')!)
+      if (date == date) dpop.offset = date - Date.now()
     },
     async reset(remove) {
       key = undefined
@@ -115,7 +127,14 @@ export function createDPoP(
       if (remove && !('sign' in keys)) await keys.delete(id).catch(() => {})
     },
   }
+  return dpop
 }
 
-/** The server asks for a (new) nonce (RFC 9449 §8, §9): answered by one retry, never by a refresh. */
-export const isDPoPNonceError = (res: Response, error: string | undefined) => res.headers.has('dpop-nonce') && error == 'use_dpop_nonce'
+/**
+ * Invariant 5: a refused request that DPoP retries, once for each reason (the returned `error`): the
+ * server asks for a (new) nonce (RFC 9449 §8, §9), or refused a proof (`invalid_dpop_proof`) that
+ * the server's time, learnt since it was dated (`datedAt`: the offset then), says was more than 5 s
+ * off. Never answered by a refresh: a refresh spent on a nonce burns a rotation for nothing.
+ */
+export const dpopRetry = (dpop: DPoP, res: Response, error: string | undefined, datedAt: number) =>
+  (res.headers.has('dpop-nonce') && error == 'use_dpop_nonce') || (error == 'invalid_dpop_proof' && Math.abs(dpop.offset - datedAt) > 5000) ? error : undefined

@@ -1,7 +1,7 @@
 // The authorized fetch, top to bottom: origin check, token, proof, send, nonce retry, 401, one
 // refresh, one retry. How a refresh works inside is not its business.
 import type { SharedToken } from './crosstab.js'
-import { isDPoPNonceError } from './dpop.js'
+import { dpopRetry } from './dpop.js'
 import { NetworkError } from './errors.js'
 import type { Context } from './options.js'
 import { discard, here, sha256 } from './util.js'
@@ -34,11 +34,13 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
     // RFC 8707: an origin in `resources` gets the token of its own resource, and no other.
     const origin = resourceOf.has(url.origin) ? url.origin : undefined
     let token = await current(origin)
-    // Invariant 5: at most one retry after a refresh and one after a nonce challenge; never a loop.
+    // Invariant 5: at most one retry after a refresh, one after a nonce challenge and one after a
+    // proof refused for its time; never a loop.
     let refreshed = false
-    let nonced = false
+    const retried = new Set<string>()
     for (;;) {
       const headers = new Headers(base ? base.headers : init?.headers)
+      const datedAt = dpop?.offset
       headers.set('authorization', token.type + ' ' + token.at)
       if (token.type == 'DPoP') {
         if (!ath.has(token)) ath.set(token, sha256(crypto, token.at!))
@@ -55,13 +57,14 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
         }
         throw e
       })
-      dpop?.nonce(url, res)
+      dpop?.learn(url, res)
       if (res.status != 401 || !replayable) return res
       const challenge = res.headers.get('www-authenticate') ?? ''
       const error = challengeError(challenge)
-      if (!nonced && token.type == 'DPoP' && isDPoPNonceError(res, error)) {
-        nonced = true
-        emit('measure', { name: 'nonce', server: 'api' })
+      const why = token.type == 'DPoP' && dpopRetry(dpop!, res, error, datedAt!)
+      if (why && !retried.has(why)) {
+        retried.add(why)
+        if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server: 'api' })
       } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
         refreshed = true
         emit('measure', { name: 'unauthorized' })

@@ -37,5 +37,6 @@ export type {
   Measurement,
   MeasurementName,
   AuthorizationParameters,
+  ResourceOptions,
 } from './types.js'
 export { discover, type AuthorizationServer, type DiscoveryOptions } from './discovery.js'

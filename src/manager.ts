@@ -78,7 +78,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const epochAtStart = state.localEpoch
     // RFC 8707: with `resources` only, the login's token is the first API's.
     const { mainOrigin } = config
-    const resource = mainOrigin && config.resourceOf.get(mainOrigin)!.resource
+    const resource = config.resourceOf.get(mainOrigin!)?.resource
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
     const m: Measurement = { name: 'start', reason: 'login' }
     const tokens = await measured(emit, m, async () => {
@@ -123,10 +123,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
     },
     async authorizationUrl(parameters) {
-      // RFC 8707: the grant covers every API; each token is then asked for one of them.
-      const resource = [parameters.resource ?? [], ...[...config.resourceOf.values()].map((r) => r.resource)].flat()
+      // RFC 8707: the grant covers every API; each token is then asked for one of them. The first
+      // API's params (Auth0's audience) name the login's.
+      const resource = [parameters.resource ?? [], ...[...config.resourceOf.values()].map((r) => r.resource ?? [])].flat()
       const authorizationEndpoint = parameters.authorizationEndpoint ?? config.authorizationEndpoint
-      return authorizationRequest(config, { ...parameters, authorizationEndpoint, resource }, await dpop?.jkt())
+      const extraParameters = { ...config.resourceOf.get(config.mainOrigin!)?.params, ...parameters.extraParameters }
+      return authorizationRequest(config, { ...parameters, authorizationEndpoint, resource, extraParameters }, await dpop?.jkt())
     },
     handleRedirect: (input) => (redirects[String(input)] ??= redirectResult(input, config).then(exchangeCode)),
     setTokens: async (response) => state.install(parseTokenResponse(response, 'setTokens', !!dpop), 'set'),

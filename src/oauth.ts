@@ -1,7 +1,7 @@
 // Wire requests to the authorization server: token and revocation POSTs, strict token-response
 // parsing, OAuth error mapping. Stateless: what to redact comes in with the call.
 import type { SharedSession } from './crosstab.js'
-import { isDPoPNonceError } from './dpop.js'
+import { dpopRetry } from './dpop.js'
 import {
   DPoPProofError,
   isLatchkeyError,
@@ -89,8 +89,11 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   const error = text(o.error)
   const description = text(o.error_description)
   const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()
+  // Invariant 13: a refresh refused in any form ends the session: `invalid_grant`, a bare 400 or 401
+  // (a failure here is 400 or more) with no readable OAuth error (Glewlwyd answers a spent refresh
+  // token so), and the app's own endpoint's 401 unless it is about the proof.
   const Kind =
-    refreshing && (error == 'invalid_grant' || (refreshing == 'own' && res.status == 401 && !/dpop/.test(error!)))
+    refreshing && (error == 'invalid_grant' || (!error && res.status < 402) || (refreshing == 'own' && res.status == 401 && !/dpop/.test(error!)))
       ? SessionExpiredError
       : error == 'invalid_dpop_proof'
         ? DPoPProofError
@@ -100,23 +103,24 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   return new Kind(message, { response: res, error, description, retryAfter: retryAfterOf(res) })
 }
 
-/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce. */
+/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when it refused a proof for its time. */
 export async function tokenRequest(wire: TokenWire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop, emit, m } = wire
   m.host = new URL(url).hostname
-  for (let retried = false; ; retried = true) {
+  // Invariant 5: one retry after a nonce challenge, one after a proof refused for its time.
+  for (const retried = new Set<string>(); ; ) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
+    const datedAt = dpop?.offset
     if (dpop) headers.dpop = await dpop.proof('POST', url)
     const { res, json } = await postForm(wire, url, form, { ...init, headers })
     m.status = res.status
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
-    dpop?.nonce(url, res)
+    dpop?.learn(url, res)
     if (res.ok) return { res, json }
-    if (!retried && dpop && isDPoPNonceError(res, (json as { error?: string })?.error)) {
-      emit('measure', { name: 'nonce', server: 'as' })
-      continue
-    }
-    throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
+    const why = dpop && dpopRetry(dpop, res, (json as { error?: string })?.error, datedAt!)
+    if (!why || retried.has(why)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
+    retried.add(why)
+    if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server: 'as' })
   }
 }
 

@@ -1,7 +1,7 @@
 import type { CrossTab } from './crosstab.js'
 import type { DPoP } from './dpop.js'
 import type { Emit } from './events.js'
-import type { RefreshEndpoint, TokenManagerOptions } from './types.js'
+import type { RefreshEndpoint, ResourceOptions, TokenManagerOptions } from './types.js'
 import type { Vault } from './vault.js'
 import { checkURL, invalid, type WebCrypto } from './util.js'
 
@@ -11,8 +11,8 @@ export interface Config extends Omit<TokenManagerOptions, 'crypto'> {
   crypto: WebCrypto
   /** Invariant 2: the only origins whose requests ever get a token. */
   origins: Set<string>
-  /** RFC 8707: the origins with a token of their own, and the `resource` (and `scope`) to ask for it. */
-  resourceOf: Map<string, { resource: string; scope?: string | undefined }>
+  /** RFC 8707: the origins with a token of their own, and the `resource`, `scope` and `params` to ask for it with. */
+  resourceOf: Map<string, ResourceOptions>
   /**
    * With `resources` only (no other allowed origin), the first of them: the login's token is
    * asked for its resource, and `status()`, `getAccessToken()` and `refresh()` mean its token.
@@ -49,9 +49,9 @@ export function resolveOptions(options: TokenManagerOptions): Config {
   }
   const resourceOf = new Map(
     Object.entries(resources).map(([o, r]) => {
-      const { resource, scope } = typeof r == 'string' ? { resource: r } : r
-      if (typeof resource != 'string' || !resource) invalid(`resources[${o}]`)
-      return [origin(o, `resources[${o}]`), { resource, scope }]
+      const entry = typeof r == 'string' ? { resource: r } : r
+      if (!(entry?.resource || entry?.scope || entry?.params)) invalid(`resources[${o}]`)
+      return [origin(o, `resources[${o}]`), entry]
     }),
   )
   const allowed = (Array.isArray(allowedOrigins) ? allowedOrigins : allowedOrigins || !resourceOf.size ? invalid('allowedOrigins', allowedOrigins ? undefined : '') : []).map((o, i) =>

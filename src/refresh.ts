@@ -17,11 +17,11 @@ const BACKOFF_CAP = 30_000
 /** The session is over (as opposed to a failure that may pass). */
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
 
-/** One grant: the refresh_token grant at the token endpoint (with the origin's resource), or the app's own endpoint or function. */
+/** One grant: the refresh_token grant at the token endpoint (with the origin's resource, scope and params), or the app's own endpoint or function. */
 async function grant(context: Context & { m: Measurement }, basis: Session | undefined, origin?: string): Promise<TokenSet> {
   const { clientId, refresh: own, refreshEndpoint, resourceOf, timeout, tokenEndpoint, dpop } = context
   const refreshToken = basis?.rt
-  const { resource, scope } = resourceOf.get(origin!) ?? {}
+  const { resource, scope, params } = resourceOf.get(origin!) ?? {}
   // A resource's token keeps nothing of the session's (its scope is its own).
   const prev = origin ? undefined : basis
   if (typeof own == 'function') {
@@ -31,7 +31,7 @@ async function grant(context: Context & { m: Measurement }, basis: Session | und
   }
   const endpoint = refreshEndpoint
   const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
-  const form = { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
+  const form = { ...params, grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
   const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
   return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
 }

@@ -35,7 +35,8 @@ export interface RefreshContext {
  * A refresh endpoint of the app's own, when the refresh does not go to `tokenEndpoint`: a URL,
  * or the URL with request options. latchkey POSTs `grant_type=refresh_token` and `client_id` (plus
  * `refresh_token` when it holds one) as a form, with a DPoP proof when DPoP is on, and expects a
- * token response as JSON. A 401, or 400 `invalid_grant`, ends the session.
+ * token response as JSON. A 401, a 400 `invalid_grant`, or a 400 with no readable OAuth error ends
+ * the session.
  */
 export interface RefreshEndpoint {
   /** The endpoint's URL. */
@@ -101,8 +102,10 @@ export interface TokenManagerCommonOptions {
    * that needs it; one refresh token serves all, and grants never overlap. `authorizationUrl()`
    * asks for every resource.
    * @example { 'https://api.example': 'https://api.example', 'https://billing.example': { resource: 'https://billing.example', scope: 'billing:read' } }
+   * @example { 'https://api.example': { params: { audience: 'https://api.example' } } } // Auth0
+   * @example { 'https://graph.microsoft.com': { scope: 'https://graph.microsoft.com/.default' } } // Entra ID
    */
-  resources?: Record<string, string | { resource: string; scope?: string }>
+  resources?: Record<string, string | ResourceOptions>
   /**
    * Refresh through the app's own endpoint or function instead of the `refresh_token` grant at
    * `tokenEndpoint`.
@@ -176,6 +179,23 @@ export interface TokenManagerCommonOptions {
   persist?: boolean
   /** The fetch to use for every request. @default globalThis.fetch */
   fetch?: typeof fetch
+}
+
+/**
+ * How one API's token is asked for (an entry of the `resources` option): RFC 8707's `resource`, or
+ * what a hosted server asks for instead. At least one of the three is required.
+ */
+export interface ResourceOptions {
+  /** The RFC 8707 resource indicator, the token's audience; none for servers that name APIs by scope (Entra ID). */
+  resource?: string
+  /** The scope its `refresh_token` grants ask for: the API's own, or Entra ID's `api://…/.default`. */
+  scope?: string
+  /**
+   * More parameters its `refresh_token` grants send; the first API's go with the authorization
+   * request too (the login's token is its). Auth0 names an API with `audience`.
+   * @example { audience: 'https://api.example' }
+   */
+  params?: Record<string, string>
 }
 
 /** What `tm.status()` and the `tokens` event tell about the session; never a token value. */

@@ -35,7 +35,7 @@ describe('DEMO_EXTRA_ORIGINS', () => {
       )
     }
     const res = await fetch(demo.api.origin + '/api/me', { headers: { origin: EXTRA } })
-    expect(res.headers.get('access-control-expose-headers')).toBe('DPoP-Nonce, WWW-Authenticate')
+    expect(res.headers.get('access-control-expose-headers')).toBe('DPoP-Nonce, WWW-Authenticate, Date')
     const other = await preflight(demo.api.origin + '/api/me', 'http://evil.example', 'authorization')
     expect(other.headers.get('access-control-allow-origin')).toBeNull()
   })
@@ -43,6 +43,9 @@ describe('DEMO_EXTRA_ORIGINS', () => {
   it('lets the extra origins call the token endpoint, and accepts their redirect URIs', async () => {
     const res = await preflight(demo.config.tokenEndpoint, EXTRA, 'dpop,content-type')
     expect(res.headers.get('access-control-allow-origin')).toBe(EXTRA)
+    // The server's time is readable cross-origin: latchkey dates DPoP proofs by it.
+    const token = await fetch(demo.config.tokenEndpoint, { method: 'POST', headers: { origin: EXTRA } })
+    expect(token.headers.get('access-control-expose-headers')?.split(/,\s*/)).toContain('Date')
     const authorize = (redirectUri: string) => {
       const url = new URL(demo.config.authorizationEndpoint)
       const q = { client_id: 'spa', response_type: 'code', redirect_uri: redirectUri, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', state: 's' }

@@ -16,6 +16,7 @@ import {
   type TokenManagerOptions,
   type WebCrypto,
 } from '../src/index.js'
+import { authorize } from './support/sign-in.js'
 
 const REDIRECT = 'http://127.0.0.1/callback'
 
@@ -108,36 +109,6 @@ function asyncLoginStore(): LoginStore & { map: Map<string, string> } {
   }
 }
 
-/**
- * Plays the user at the authorization server: follows the authorization URL through the one-click
- * sign-in page (a POST to /interaction/:uid/login) with a cookie jar, and returns the redirect back.
- */
-async function authorize(url: string): Promise<string> {
-  const jar = new Map<string, string>()
-  const go = async (to: URL, method = 'GET') => {
-    const res = await fetch(to, { method, redirect: 'manual', headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } })
-    for (const cookie of res.headers.getSetCookie()) {
-      const [pair = ''] = cookie.split(';')
-      jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1))
-    }
-    return res
-  }
-  let at = new URL(url)
-  for (let hop = 0; hop < 8; hop++) {
-    if (at.href.startsWith(REDIRECT)) return at.href
-    let res = await go(at)
-    if (res.status == 200) {
-      const action = /action="([^"]+)"/.exec(await res.text())?.[1]
-      if (!action) throw new Error('the sign-in page has no form')
-      res = await go(new URL(action, at), 'POST')
-    }
-    const location = res.headers.get('location')
-    if (!location) throw new Error(`expected a redirect from ${at.pathname}, got HTTP ${res.status}`)
-    at = new URL(location, at)
-  }
-  throw new Error('too many redirects')
-}
-
 /** A token manager for the demo servers with only injected parts. */
 const native = (options: Partial<TokenManagerOptions>): TokenManager =>
   createTokenManager({
@@ -154,7 +125,7 @@ const native = (options: Partial<TokenManagerOptions>): TokenManager =>
 /** authorizationUrl → the user signs in → handleRedirect; returns the authorization request's parameters. */
 async function signIn(tm: TokenManager) {
   const url = await tm.authorizationUrl({ redirectUri: REDIRECT, scope: 'openid offline_access api:read', resource: demo.apiOrigin })
-  await tm.handleRedirect(await authorize(url))
+  await tm.handleRedirect(await authorize(url, REDIRECT))
   return new URL(url).searchParams
 }
 
@@ -276,7 +247,7 @@ describe('no browser globals: crypto, sessionStorage, indexedDB, BroadcastChanne
     const { crypto } = countedCrypto()
     const tm = native({ crypto, dpop: { keyStore: memoryKeyStore() }, loginStore: asyncLoginStore() })
     const url = await tm.authorizationUrl({ redirectUri: REDIRECT, scope: 'openid offline_access api:read', resource: demo.apiOrigin })
-    const redirect = await authorize(url)
+    const redirect = await authorize(url, REDIRECT)
     const before = await counts()
     // The same URL twice is the same promise: one exchange, one outcome for both callers.
     const first = tm.handleRedirect(redirect)

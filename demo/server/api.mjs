@@ -155,7 +155,8 @@ export async function startApiServer({
     return {
       vary: 'Origin',
       'access-control-allow-origin': requestOrigin,
-      'access-control-expose-headers': 'DPoP-Nonce, WWW-Authenticate',
+      // Date: latchkey dates its DPoP proofs by the server's time, which this API checks (within 60 s).
+      'access-control-expose-headers': 'DPoP-Nonce, WWW-Authenticate, Date',
     }
   }
 

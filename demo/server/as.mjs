@@ -94,6 +94,19 @@ function recordIssuedTokens(res, issued) {
 }
 
 /**
+ * Lets the SPA read the server's time from the `Date` header: latchkey dates its DPoP proofs by it,
+ * and oidc-provider's CORS exposes only `DPoP-Nonce` and `WWW-Authenticate`.
+ * @param {import('node:http').ServerResponse} res
+ */
+function exposeDate(res) {
+  const { setHeader } = res
+  res.setHeader = function (name, value) {
+    if (String(name).toLowerCase() === 'access-control-expose-headers') value = [value, 'Date'].flat().join(', ')
+    return setHeader.call(this, name, value)
+  }
+}
+
+/**
  * Starts the demo authorization server on loopback.
  *
  * @param {object} [options]
@@ -255,7 +268,7 @@ export async function startAuthServer({
   function unavailable(req, res) {
     counts.unavailable += 1
     const origin = req.headers.origin
-    const cors = corsOrigins.includes(origin) ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'retry-after' } : {}
+    const cors = corsOrigins.includes(origin) ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'Retry-After, Date' } : {}
     req.resume()
     res.writeHead(503, { 'content-type': 'text/html', 'retry-after': String(unavailableFor), ...cors }).end('<html>busy</html>')
   }
@@ -304,6 +317,7 @@ export async function startAuthServer({
       return
     }
     if (unavailableFor && req.method === 'POST' && pathname === tokenPath) return unavailable(req, res)
+    exposeDate(res)
     if (req.method === 'POST' && pathname === tokenPath) recordIssuedTokens(res, issued)
     if (req.method === 'POST' && pathname === revocationPath) {
       // oidc-provider emits no success event for revocation; count what the client saw.

@@ -20,6 +20,9 @@ export async function serve(handler: Handler): Promise<Served> {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
     Object.assign(req, { body: Buffer.concat(chunks).toString() })
+    // These servers keep the test's time (tests move Date), and latchkey dates its DPoP proofs by the
+    // server's Date header: Node's own would tell the real time.
+    res.setHeader('date', new Date(Date.now()).toUTCString())
     try {
       await handler(req as IncomingMessage & { body: string }, res)
     } catch (e) {

@@ -18,6 +18,7 @@ import {
   type DPoPSigner,
   type LoginStore,
   type WebCrypto,
+  type ResourceOptions,
 } from '../../src/index.js'
 import { kyHooks } from '../../src/ky.js'
 import { connectTokenManager, serveTokenManager } from '../../src/worker.js'
@@ -166,3 +167,17 @@ instrument(tm, { meterProvider: metrics.getMeterProvider(), tracerProvider: trac
 // @ts-expect-error: a meter provider, not a meter
 instrument(tm, { meterProvider: metrics.getMeterProvider().getMeter('x') })
 stopRecording()
+// Providers: a resources entry takes a resource, a scope, and more parameters (Auth0's audience).
+const providerResources: NonNullable<Parameters<typeof createTokenManager>[0]['resources']> = {
+  'https://api.example': { params: { audience: 'https://api.example' }, scope: 'read:items' },
+  'https://graph.microsoft.com': { scope: 'https://graph.microsoft.com/.default' },
+  'https://billing.example': { resource: 'https://billing.example' },
+}
+void providerResources
+const auth0Entry: ResourceOptions = { params: { audience: 'https://api.example' } }
+void auth0Entry
+// @ts-expect-error params are strings
+const badParams: ResourceOptions = { params: { audience: 1 } }
+void badParams
+// @ts-expect-error an entry is a string or an object, not an array
+createTokenManager({ clientId: 'spa', tokenEndpoint: 'https://as.example/token', resources: { 'https://api.example': ['https://api.example'] } })
