@@ -402,6 +402,32 @@ describe('proactive refreshes are spread (invariant 10)', () => {
     // spread: 40 draws over 15 s fall in many different quarter-seconds
     expect(new Set(refreshedAt).size).toBeGreaterThan(20)
   })
+  it.each([8, 60, 120])('%i s tokens issued in the same instant (the leeway capped at a quarter of the lifetime) are refreshed at scattered times in the first half of the window', async (lifetime) => {
+    const refreshedAt: number[] = []
+    let issue = 0
+    const as = await served((_req, res) => {
+      refreshedAt.push(Date.now() - issue)
+      json(res, 200, { access_token: 'at-' + randomBytes(8).toString('hex'), token_type: 'Bearer', expires_in: lifetime, refresh_token: 'rt-' + randomBytes(8).toString('hex') })
+    })
+    issue = Date.now()
+    vi.useFakeTimers({ toFake: ['Date'], now: issue })
+    const clients = Array.from({ length: 40 }, () =>
+      createTokenManager({ clientId: 'spa', tokenEndpoint: as.url('/token'), allowedOrigins: ['https://api.example'], dpop: false, crossTab: false, refreshLeewaySeconds: 30 }),
+    )
+    await Promise.all(clients.map((tm) => tm.setTokens({ access_token: 'at-seed', token_type: 'Bearer', expires_in: lifetime, refresh_token: 'rt-seed' })))
+    // the effective window is a quarter of the lifetime; its first half is where refreshes fall
+    const window = (lifetime * 1000) / 4
+    const step = window / 200
+    for (let t = lifetime * 1000 - window - 10 * step; t <= lifetime * 1000 - window / 2 + 10 * step; t += step) {
+      vi.setSystemTime(issue + t)
+      await Promise.all(clients.map((tm) => tm.getAccessToken()))
+    }
+    expect(refreshedAt).toHaveLength(40)
+    expect(Math.min(...refreshedAt)).toBeGreaterThanOrEqual(lifetime * 1000 - window)
+    expect(Math.max(...refreshedAt)).toBeLessThanOrEqual(lifetime * 1000 - window / 2 + step)
+    // 40 draws over 100 steps of the half-window fall at many different times
+    expect(new Set(refreshedAt).size).toBeGreaterThan(20)
+  })
 })
 
 describe('clients told the same Retry-After come back spread out (invariant 10)', () => {
