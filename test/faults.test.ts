@@ -234,6 +234,15 @@ const rows: Row[] = [
   { name: '400 with a 2 MB error_description: a bounded message', token: (_req, res) => json(res, 400, { error: 'invalid_request', error_description: 'd'.repeat(2_000_000) }),
     code: 'oauth_error', tokenRequests: 1, ms: 5000, check: (e) => expect((e as Error).message.length).toBeLessThan(300) },
 
+  { name: 'an error_description repeating a 440-character refresh token 40 times: redacted before any cut, no piece of it left',
+    token: (req, res, rig) => {
+      if (rig.tokenRequests == 1) return json(res, 200, rig.good({ refresh_token: 'rt-' + randomBytes(330).toString('base64url') }))
+      const presented = new URLSearchParams(req.body).get('refresh_token')!
+      json(res, 400, { error: 'invalid_request', error_description: 'refused: ' + presented.repeat(40) })
+    },
+    act: async ({ tm }) => (await tm.refresh(), tm.refresh()),
+    code: 'oauth_error', tokenRequests: 2, generation: 2, check: (e) => expect((e as LatchkeyError).description).toMatch(/^refused: (\[redacted\])+/) },
+
   // rotation and logout
   { name: 'a lost rotation response: the refresh token is spent; the next refresh presents it and the session ends (a known limit)',
     token: (req, _res, rig) => void (rig.good(), req.socket.destroy()), act: async ({ tm }) => (await tm.refresh().catch(() => {}), tm.refresh()),
@@ -288,7 +297,9 @@ describe('fault matrix (invariants 8 and 10)', () => {
     const good: Rig['good'] = (extra = {}) => {
       const at = mint('at')
       accepted.add(at)
-      refreshToken = mint('rt')
+      // A row may choose the refresh token (a long one, say): the server then expects it.
+      const chosen = extra.refresh_token
+      refreshToken = typeof chosen == 'string' && chosen ? (issued.push(chosen), chosen) : mint('rt')
       const body = { access_token: at, token_type: row.options?.dpop ? 'DPoP' : 'Bearer', expires_in: 60, refresh_token: refreshToken, ...extra }
       return JSON.parse(JSON.stringify(body))
     }
