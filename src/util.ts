@@ -28,6 +28,10 @@ export const invalid = (name: string, why = 'invalid'): never => {
   throw new TypeError(name + ': ' + why)
 }
 
+/** A timeout in seconds as ms, or the TypeError naming it: a positive number that `setTimeout` holds (it fires at once past 2³¹ − 1 ms). */
+export const timeoutOf = (seconds: unknown, name: string): number =>
+  typeof seconds == 'number' && seconds > 0 && seconds * 1000 <= 2 ** 31 - 1 ? seconds * 1000 : invalid(name)
+
 /** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
 export const secureURL = (value: unknown): URL | undefined => {
   let url: URL | undefined

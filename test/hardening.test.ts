@@ -135,3 +135,22 @@ describe('dispose()', () => {
     expect(tm.status()).toBeDefined()
   })
 })
+
+describe('timeoutSeconds is checked as discover() checks it', () => {
+  it.each([2_147_484, 1e10, Infinity, NaN, 0, -1, '10'])('%s: a TypeError naming the option, before anything is sent', async (timeoutSeconds) => {
+    const { as, api } = await setup()
+    const make = () => manager(as, [api.origin], { dpop: false, timeoutSeconds: timeoutSeconds as number })
+    expect(make).toThrow(TypeError)
+    expect(make).toThrow(/^timeoutSeconds: /)
+    expect(as.counts.refresh).toBe(0)
+  })
+
+  it('the largest timeout setTimeout can hold (2,147,483 s) does not fire at once: a refresh the server answers after 200 ms succeeds', async () => {
+    const { as, api } = await setup({ delayMs: 200 })
+    const tm = manager(as, [api.origin], { dpop: false, timeoutSeconds: 2_147_483 })
+    await tm.setTokens(as.seed())
+    await tm.refresh()
+    expect(tm.status()!.generation).toBe(2)
+    expect(as.counts.refresh).toBe(1)
+  })
+})
