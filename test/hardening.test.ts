@@ -154,3 +154,43 @@ describe('timeoutSeconds is checked as discover() checks it', () => {
     expect(as.counts.refresh).toBe(1)
   })
 })
+
+describe('the origin is checked on the URL that is sent (invariant 2)', () => {
+  class Lying extends Request {
+    constructor(input: string, private readonly shown: string) {
+      super(input)
+    }
+    override get url() {
+      return this.shown
+    }
+  }
+  const shadowed = (real: string, shown: string) => {
+    const r = new Request(real)
+    Object.defineProperty(r, 'url', { value: shown })
+    return r
+  }
+
+  it.each([
+    ['a Request whose url is shadowed by an own property', (real: string, shown: string) => [shadowed(real, shown)] as const],
+    ['the same, with init', (real: string, shown: string) => [shadowed(real, shown), { headers: { 'x-app': '1' } }] as const],
+    ['a Request subclass whose url getter lies', (real: string, shown: string) => [new Lying(real, shown)] as const],
+    ['the same, with init', (real: string, shown: string) => [new Lying(real, shown), { method: 'POST', body: 'x' }] as const],
+  ])('%s: the token does not go to its real origin', async (_name, make) => {
+    const { as, api } = await setup()
+    const { evil, seen } = await attacker()
+    const authorizations: (string | undefined)[] = []
+    const tm = manager(as, [api.origin], {
+      dpop: false,
+      fetch: (input, init) => (authorizations.push(new Headers(input instanceof Request ? input.headers : init?.headers).get('authorization') ?? undefined), fetch(input, init)),
+    })
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    const [input, init] = make(evil.url('/steal'), api.url('/me'))
+    await tm.fetch(input, init)
+    // it went where the Request really points, without a token
+    expect(seen.map((s) => s.path)).toEqual(['/steal'])
+    expect(authorizations).toEqual([undefined])
+    expect(api.requests).toEqual([])
+    expect(as.counts.refresh).toBe(0)
+  })
+})
