@@ -85,7 +85,8 @@ function parseMetadata(json: unknown, issuer: string, where: string, response: R
  *
  * @param issuer The issuer identifier: an https URL (http on loopback only) without query or fragment.
  * @throws `TypeError` naming the parameter for a bad `issuer` or option;
- *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer`;
+ *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer`, or
+ *   a body is over 1 MiB;
  *   `NetworkError` (`network_error`) when a request fails, a redirect included;
  *   `TimeoutError` (`timeout`) after `timeoutSeconds`.
  *
@@ -110,7 +111,7 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
   if (typeof send != 'function') invalid('options.fetch')
   const signal = AbortSignal.timeout(timeoutOf(timeoutSeconds, 'options.timeoutSeconds'))
 
-  /** GETs `location` and reads the whole body within the timeout; on failure tries `fallback`, if any. */
+  /** GETs `location` and reads the body (up to its bound) within the timeout; on failure tries `fallback`, if any. */
   const get = async (location: string, fallback?: string): Promise<AuthorizationServer> => {
     const where = 'GET ' + location
     /** Set once the whole body has been read. */
@@ -118,12 +119,14 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
     let json: unknown
     try {
       const sent = await send(location, { headers: { accept: 'application/json' }, redirect: 'error', signal })
-      json = await readJSON(sent)
+      json = await readJSON(sent, where)
       response = sent
-    } catch {
+    } catch (e) {
       // No cause: a fetch failure (a refused redirect included) says no more than the message.
       // In a browser a cross-origin 404 without CORS headers is a failure too: it falls back below.
       if (signal.aborted) throw new TimeoutError(where + ' timed out')
+      // A body over its bound.
+      if (e instanceof ResponseError) throw e
     }
     if (response?.ok) return parseMetadata(json, issuer, where, response)
     if (fallback) return get(fallback)

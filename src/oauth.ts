@@ -47,7 +47,7 @@ export async function timed<T>(what: string, timeout: number, fn: (signal: Abort
 /** A form's fields; those without a value are left out. */
 export type Form = Record<string, string | undefined>
 
-/** POSTs a form; reads the whole body within the timeout. */
+/** POSTs a form; reads the body (up to its bound) within the timeout. */
 export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit = {}) =>
   timed('POST ' + url, wire.timeout, async (signal) => {
     const res = await wire.send(url, {
@@ -62,7 +62,7 @@ export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit 
     })
     if (res.type == 'opaqueredirect' || (res.status > 299 && res.status < 400))
       throw new ResponseError(`POST ${url}: redirect refused (HTTP ${res.status})`, { response: res })
-    return { res, json: await readJSON(res) }
+    return { res, json: await readJSON(res, 'POST ' + url) }
   })
 
 /**
@@ -80,8 +80,8 @@ const retryAfterOf = (res: Response) => {
 /** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */
 export function tokenFailure(wire: Wire, res: Response, json: unknown, where: string, refreshing: 'token' | 'own' | false) {
   const o = isObject(json) ? json : {}
-  // Invariant 6: redacted whole, then cut: a cut first may leave a piece of a token that redaction
-  // no longer recognises.
+  // Invariant 6: redacted whole (the body is bounded), then cut: a cut first may leave a piece of a
+  // token that redaction no longer recognises.
   const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v).slice(0, MAX_TEXT) : undefined)
   const error = text(o.error)
   const description = text(o.error_description)

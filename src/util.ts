@@ -1,3 +1,5 @@
+import { ResponseError } from './errors.js'
+
 export const encoder = /* @__PURE__ */ new TextEncoder()
 
 export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
@@ -44,9 +46,25 @@ export const secureURL = (value: unknown): URL | undefined => {
 /** {@link secureURL}, or the TypeError that names the argument. */
 export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, 'not https or loopback')
 
-/** A response body as JSON, or `undefined`. The parser's message quotes the body: it is never kept. */
-export const readJSON = async (res: Response): Promise<unknown> => {
-  const text = await res.text()
+/** The most bytes of a server's body latchkey reads: token responses and metadata are a few kB. */
+const MAX_BODY = 2 ** 20
+
+/**
+ * Invariant 13: a response body as JSON, or `undefined`; read as a stream and refused
+ * (`invalid_response`, the rest never read) past {@link MAX_BODY}. Every body latchkey reads comes
+ * here. The parser's message quotes the body: it is never kept.
+ */
+export const readJSON = async (res: Response, where: string): Promise<unknown> => {
+  const reader = res.body?.getReader()
+  const chunks: BlobPart[] = []
+  let size = 0
+  for (let chunk; reader && size <= MAX_BODY && !(chunk = await reader.read()).done; size += chunk.value.length) chunks.push(chunk.value)
+  // Where a response has no stream (React Native's fetch), its text is read whole, then measured.
+  const text = size > MAX_BODY ? '' : reader ? await new Blob(chunks).text() : await res.text()
+  if (size > MAX_BODY || text.length > MAX_BODY) {
+    reader?.cancel().catch(() => {})
+    throw new ResponseError(where + ': response body over 1 MiB', { response: res })
+  }
   try {
     return JSON.parse(text)
   } catch {}

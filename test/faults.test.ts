@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { createTokenManager, isLatchkeyError, type LatchkeyError, type LatchkeyErrorCode, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { served } from './support/harness.js'
 import { expectNoToken, sleep } from './support/invariants-helpers.js'
-import { json, serve } from './support/servers.js'
+import { endless, json, serve } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
 
 type Req = IncomingMessage & { body: string }
@@ -87,6 +87,9 @@ const twice = async ({ tm }: Rig) => {
   }
   return second
 }
+
+/** What the endless token response wrote before the client hung up. */
+const endlessBody = { bytes: 0 }
 
 const rows: Row[] = [
   // 5xx without a usable body: typed, the session and its tokens kept
@@ -196,6 +199,17 @@ const rows: Row[] = [
   { name: 'headers, then the body stalls (timeoutSeconds 0.3)', token: (_req, res) => void (res.writeHead(200, { 'content-type': 'application/json' }), res.write('{"access_token":')),
     options: { timeoutSeconds: 0.3 }, code: 'timeout', tokenRequests: 1, ms: 1000 },
 
+  // bodies are read up to 1 MiB, as a stream (invariant 13)
+  { name: 'a 2 MB token response, valid JSON: refused, not adopted', token: field({ padding: 'p'.repeat(2_000_000) }), code: 'invalid_response', tokenRequests: 1,
+    check: (e) => expect((e as Error).message).toMatch(/over 1 MiB/) },
+  { name: 'a 2 MB answer from the app’s own refresh endpoint: refused too', options: { refresh: { url: '/own' } }, token: field({ padding: 'p'.repeat(2_000_000) }),
+    code: 'invalid_response', tokenRequests: 1 },
+  { name: 'a 2 MB 400 error body: refused as a whole, no description kept', token: (_req, res) => json(res, 400, { error: 'invalid_grant', error_description: 'd'.repeat(2_000_000) }),
+    code: 'invalid_response', tokenRequests: 1 },
+  { name: 'an endless token response: reading stops at 1 MiB, the rest is never sent', token: (_req, res) => endless(res, endlessBody),
+    act: ({ tm }) => ((endlessBody.bytes = 0), tm.refresh()), code: 'invalid_response', tokenRequests: 1,
+    check: () => expect(endlessBody.bytes).toBeLessThan(16 * 2 ** 20) },
+
   // not a token response
   { name: 'truncated JSON quoting the new tokens', token: (_req, res, rig) => raw(JSON.stringify(rig.good()).slice(0, -20))(_req, res, rig), code: 'invalid_response', tokenRequests: 1 },
   { name: 'a JSON array', token: (_req, res, rig) => json(res, 200, [rig.good()]), code: 'invalid_response', tokenRequests: 1 },
@@ -231,7 +245,7 @@ const rows: Row[] = [
   { name: '401 invalid_client keeps it', token: oauth(401, 'invalid_client'), code: 'oauth_error', tokenRequests: 1 },
   { name: '500 server_error keeps it', token: oauth(500, 'server_error'), code: 'oauth_error', tokenRequests: 1 },
   { name: '503 temporarily_unavailable keeps it', token: oauth(503, 'temporarily_unavailable'), code: 'oauth_error', tokenRequests: 1 },
-  { name: '400 with a 2 MB error_description: a bounded message', token: (_req, res) => json(res, 400, { error: 'invalid_request', error_description: 'd'.repeat(2_000_000) }),
+  { name: '400 with a 1,000,000-character error_description (under the 1 MiB bound): a bounded message', token: (_req, res) => json(res, 400, { error: 'invalid_request', error_description: 'd'.repeat(1_000_000) }),
     code: 'oauth_error', tokenRequests: 1, ms: 5000, check: (e) => expect((e as Error).message.length).toBeLessThan(300) },
 
   { name: 'an error_description repeating a 440-character refresh token 40 times: redacted before any cut, no piece of it left',

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, type TabMessage, type CrossTab } from '../src/index.js'
 import { advance, cleanups, manager, served, setup, windowEvents } from './support/harness.js'
 import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
-import { json } from './support/servers.js'
+import { endless, json } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
 
 /** A server that records every request it gets: where a redirect would send the refresh token. */
@@ -89,8 +89,8 @@ describe('no token of any generation in an error (invariant 6)', () => {
     expectNoToken([error, errors], [...generations, ...tokensOf(as)])
   })
 
-  it('a 10 MB error_description becomes a message of bounded length', async () => {
-    const { as, api } = await setup({ onRefresh: (res) => (json(res, 400, { error: 'invalid_request', error_description: 'x'.repeat(10_000_000) }), true) })
+  it('a 1,000,000-character error_description (the body under its 1 MiB bound) becomes a message of bounded length', async () => {
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 400, { error: 'invalid_request', error_description: 'x'.repeat(1_000_000) }), true) })
     const tm = manager(as, [api.origin], { dpop: false })
     await tm.setTokens(as.seed())
     const error = await tm.refresh().catch((e) => e)
@@ -192,5 +192,42 @@ describe('the origin is checked on the URL that is sent (invariant 2)', () => {
     expect(authorizations).toEqual([undefined])
     expect(api.requests).toEqual([])
     expect(as.counts.refresh).toBe(0)
+  })
+})
+
+describe('every body latchkey reads stops at 1 MiB (invariant 13)', () => {
+  it('where a response has no stream (React Native\u2019s fetch), a 2 MB token response is refused once read; a small one is used', async () => {
+    let padding = 'p'.repeat(2_000_000)
+    // a valid token response, padded
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 200, { ...as.seed(), padding }), true) })
+    const noStream: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      Object.defineProperty(res, 'body', { value: null })
+      return res
+    }
+    const tm = manager(as, [api.origin], { dpop: false, fetch: noStream })
+    await tm.setTokens(as.seed())
+    const e = await tm.refresh().catch((e) => e)
+    expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
+    expect(e.message).toMatch(/over 1 MiB$/)
+    padding = ''
+    await tm.refresh()
+    expect(tm.status()!.generation).toBe(2)
+  })
+
+  it('an endless answer from the revocation endpoint: logout completes at once, revocation_failed, the rest is never sent', async () => {
+    const { as, api } = await setup()
+    const written = { bytes: 0 }
+    const revoking = await served((_req, res) => endless(res, written, '{"ok":"'))
+    const tm = manager(as, [api.origin], { dpop: false, revocationEndpoint: revoking.url('/revoke'), timeoutSeconds: 5 })
+    const warnings: string[] = []
+    tm.on('warning', ({ code }) => warnings.push(code))
+    await tm.setTokens(as.seed())
+    const started = performance.now()
+    await tm.logout()
+    expect(performance.now() - started).toBeLessThan(2000)
+    expect(warnings).toEqual(['revocation_failed'])
+    expect(written.bytes).toBeLessThan(16 * 2 ** 20)
+    expect(tm.status()).toBeUndefined()
   })
 })
