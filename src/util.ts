@@ -51,20 +51,19 @@ const MAX_BODY = 2 ** 20
 
 /**
  * Invariant 13: a response body as JSON, or `undefined`; read as a stream and refused
- * (`invalid_response`, the rest never read) past {@link MAX_BODY}. Every body latchkey reads comes
- * here. The parser's message quotes the body: it is never kept.
+ * (`invalid_response`, the rest cancelled unread) past {@link MAX_BODY}. Every body latchkey reads
+ * comes here. The parser's message quotes the body: it is never kept.
  */
 export const readJSON = async (res: Response, where: string): Promise<unknown> => {
-  const reader = res.body?.getReader()
-  const chunks: BlobPart[] = []
   let size = 0
-  for (let chunk; reader && size <= MAX_BODY && !(chunk = await reader.read()).done; size += chunk.value.length) chunks.push(chunk.value)
-  // Where a response has no stream (React Native's fetch), its text is read whole, then measured.
-  const text = size > MAX_BODY ? '' : reader ? await new Blob(chunks).text() : await res.text()
-  if (size > MAX_BODY || text.length > MAX_BODY) {
-    reader?.cancel().catch(() => {})
-    throw new ResponseError(where + ': response body over 1 MiB', { response: res })
+  const count = (bytes: number) => {
+    if ((size += bytes) > MAX_BODY) throw new ResponseError(where + ': response body over 1 MiB', { response: res })
   }
+  const { body } = res
+  // Where a response has no stream (React Native's fetch, without TransformStream either), its
+  // text is read whole, then measured.
+  const text = await (body ? new Response(body.pipeThrough(new TransformStream({ transform: (chunk, out) => (count(chunk.length), out.enqueue(chunk)) }))) : res).text()
+  count(body ? 0 : text.length)
   try {
     return JSON.parse(text)
   } catch {}
