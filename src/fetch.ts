@@ -9,8 +9,8 @@ import { discard, here, sha256 } from './util.js'
 export interface TokenSource {
   /** The access token for `origin` now, refreshed first when due. */
   current(origin?: string): Promise<SharedToken>
-  /** The token to retry with after a 401 on `used`. */
-  renew(used: SharedToken, origin?: string): Promise<SharedToken>
+  /** The token to retry with after a 401 on `used`; none: the 401 is the answer. */
+  renew(used: SharedToken, origin?: string): Promise<SharedToken | undefined>
   /** Whether a refresh is possible at all (a refresh token, or the app's own refresh). */
   canRefresh(): boolean
 }
@@ -64,8 +64,10 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto 
         nonced = true
       } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
         refreshed = true
+        const next = await renew(token, origin)
+        if (!next) return res
         discard(res)
-        token = await renew(token, origin)
+        token = next
         continue
       } else return res
       discard(res)

@@ -88,6 +88,19 @@ const twice = async ({ tm }: Rig) => {
   return second
 }
 
+/** An API that answers 401 invalid_token to every token. */
+const refuseAll: Answer = (_req, res) => json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' })
+
+/** `n` calls a second apart from t = 0: each one's status, or its error's code. */
+const calls = async (tm: TokenManager, api: Rig['api'], at: Rig['at'], n: number) => {
+  const outcomes: (number | string)[] = []
+  for (let i = 0; i < n; i++) {
+    at(i * 1000)
+    outcomes.push(await tm.fetch(api.url('/all/' + i)).then((r) => r.status, (e: LatchkeyError) => e.code))
+  }
+  return outcomes
+}
+
 /** What the endless token response wrote before the client hung up. */
 const endlessBody = { bytes: 0 }
 
@@ -278,8 +291,43 @@ const rows: Row[] = [
     act: ({ tm, api }) => tm.fetch(api.url('/churn')), tokenRequests: 0, apiRequests: 2, check: (r) => expect((r as Response).status).toBe(401) },
 
   // the API's side
-  { name: 'a 401 loop at the API: one refresh, one retry, then the 401', api: oauth(401, 'invalid_token', { 'www-authenticate': 'Bearer error="invalid_token"' }),
+  { name: 'a 401 loop at the API: one refresh, one retry, then the 401', api: refuseAll,
     act: ({ tm, api }) => tm.fetch(api.url('/loop')), tokenRequests: 1, apiRequests: 2, generation: 2, check: (r) => expect((r as Response).status).toBe(401) },
+  { name: 'an API that refuses every token, 20 calls a second apart (shortest backoff draws): a refresh per 10 s, not per call; every 401 reaches the caller', api: refuseAll,
+    act: async ({ tm, api, freeze, at }) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0)
+      freeze()
+      const warnings: string[] = []
+      tm.on('warning', ({ code }) => warnings.push(code))
+      const outcomes = await calls(tm, api, at, 20)
+      expect(outcomes).toEqual(Array(20).fill(401))
+      // t = 0 and t = 10 s refresh and retry; the 18 others are counted as failures, said by an event
+      expect(warnings).toEqual(Array(18).fill('token_refused'))
+    },
+    tokenRequests: 2, apiRequests: 22, generation: 3 },
+  { name: 'the same with the longest backoff draws: the failures it counted hold back the refresh at 10 s too', api: refuseAll,
+    act: async ({ tm, api, freeze, at }) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.999)
+      freeze()
+      const outcomes = await calls(tm, api, at, 20)
+      // backoffs of 0, 1, 2, 4 and 8 s after the failures at 1, 2, 3, 5 and 9 s: held back until 17 s
+      expect(outcomes[10]).toBe('retry_later')
+      expect(outcomes.filter((o) => o != 401)).toEqual(['retry_later'])
+    },
+    tokenRequests: 1, apiRequests: 21, generation: 2 },
+  { name: 'a token refused again right after a refresh counts as a failure: the backoff holds back the next refresh, in every tab', api: refuseAll,
+    act: async (rig) => {
+      const { tm, api, freeze, at } = rig
+      vi.spyOn(Math, 'random').mockReturnValue(0.999)
+      freeze()
+      await tm.fetch(api.url('/first'))
+      // refused again and again within 10 s: failures in a row, so the backoff begins
+      for (let i = 1; i <= 4; i++) at(i * 100), await tm.fetch(api.url('/again/' + i))
+      at(500)
+      const other = await rig.otherTab()
+      return other.refresh()
+    },
+    code: 'retry_later', tokenRequests: 1, apiRequests: 6, generation: 2 },
   { name: 'a dead API: NetworkError with the platform\u2019s error as cause', act: ({ tm, closed }) => tm.fetch(closed + '/me'), code: 'network_error', tokenRequests: 0,
     check: (e) => expect((e as Error).cause).toBeInstanceOf(TypeError) },
   { name: 'the API resets the connection: NetworkError', api: (req) => void req.socket.destroy(), act: ({ tm, api }) => tm.fetch(api.url('/reset')), code: 'network_error', tokenRequests: 0, apiRequests: 1 },
