@@ -181,6 +181,9 @@ export class SessionState {
     } else if (m.type == 'logout') {
       this.#logoutEpoch = Math.max(this.#logoutEpoch, m.epoch)
       if (session && session.logoutEpoch < m.epoch) {
+        // Invariant 7: a refresh this tab finished before the logout reached it holds a refresh token
+        // newer than the one the logging-out tab revokes: revoked here, or it stays alive at the server.
+        if (session.generation > m.gen!) void this.#revoke(session.rt)
         this.#end()
         void dpop?.reset()
         if (m.expired) emit('session-expired', { error: new SessionExpiredError('session ended') })
@@ -213,7 +216,7 @@ export class SessionState {
     this.#end()
     // Before anything that may never finish (the lock, the revocation request, a closing tab).
     await vault?.forget()
-    tabs.post({ type: 'logout', epoch: ++this.#logoutEpoch })
+    tabs.post({ type: 'logout', epoch: ++this.#logoutEpoch, gen: s?.generation ?? 0 })
     emit('logout', { reason: 'logout' })
     try {
       // Holding the lock means no refresh is in flight in any tab; the new epoch, written under it,
