@@ -85,8 +85,8 @@ function parseMetadata(json: unknown, issuer: string, where: string, response: R
  *
  * @param issuer The issuer identifier: an https URL (http on loopback only) without query or fragment.
  * @throws `TypeError` naming the parameter for a bad `issuer` or option;
- *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer`, or
- *   a body is over 1 MiB;
+ *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer` (a
+ *   body over 1 MiB is none);
  *   `NetworkError` (`network_error`) when a request fails, a redirect included;
  *   `TimeoutError` (`timeout`) after `timeoutSeconds`.
  *
@@ -119,14 +119,12 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
     let json: unknown
     try {
       const sent = await send(location, { headers: { accept: 'application/json' }, redirect: 'error', signal })
-      json = await readJSON(sent, where)
+      json = await readJSON(sent)
       response = sent
-    } catch (e) {
+    } catch {
       // No cause: a fetch failure (a refused redirect included) says no more than the message.
       // In a browser a cross-origin 404 without CORS headers is a failure too: it falls back below.
       if (signal.aborted) throw new TimeoutError(where + ' timed out')
-      // A body over its bound.
-      if (e instanceof ResponseError) throw e
     }
     if (response?.ok) return parseMetadata(json, issuer, where, response)
     if (fallback) return get(fallback)

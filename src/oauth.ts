@@ -62,7 +62,7 @@ export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit 
     })
     if (res.type == 'opaqueredirect' || (res.status > 299 && res.status < 400))
       throw new ResponseError(`POST ${url}: redirect refused (HTTP ${res.status})`, { response: res })
-    return { res, json: await readJSON(res, 'POST ' + url) }
+    return { res, json: await readJSON(res) }
   })
 
 /**

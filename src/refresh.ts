@@ -54,6 +54,9 @@ const holdBack = ({ wait = 0 }: SharedCounters) => {
  * it (at most {@link BACKOFF_CAP}).
  */
 const backOff = (tabs: CrossTab, counters: SharedCounters, token?: SharedToken, retryAfter = 0) => {
+  // A failure during a wait (a refused 401, see `renew`) counts once, as a refresh held back sends
+  // nothing; a failed request comes after the wait, which it does not shorten.
+  if (counters.wait! > now()) return
   const fails = (counters.fails ?? 0) + 1
   let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
   if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
@@ -181,12 +184,8 @@ export function createRefresh(context: Context, state: SessionState) {
       renewedAt.set(origin, now())
       return refresh('unauthorized', origin)
     }
-    // Counted once per wait, as a failed request would be: a held-back refresh sends none.
-    await tabs.lock('refresh', async () => {
-      const counters = await tabs.read()
-      if (!(counters.wait! > now())) await backOff(tabs, counters, used)
-    })
-    emit('warning', { code: 'token_refused', message: 'token refused again: no refresh' })
+    await tabs.lock('refresh', async () => backOff(tabs, await tabs.read(), used))
+    emit('warning', { code: 'token_refused', message: 'token refused' })
   }
 
   return { refresh, current, renew }

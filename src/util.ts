@@ -1,5 +1,3 @@
-import { ResponseError } from './errors.js'
-
 export const encoder = /* @__PURE__ */ new TextEncoder()
 
 export const b64u = (bytes: ArrayBuffer | Uint8Array): string =>
@@ -50,23 +48,23 @@ export const checkURL = (value: unknown, name: string): URL => secureURL(value) 
 const MAX_BODY = 2 ** 20
 
 /**
- * Invariant 13: a response body as JSON, or `undefined`; read as a stream and refused
- * (`invalid_response`, the rest cancelled unread) past {@link MAX_BODY}. Every body latchkey reads
- * comes here. The parser's message quotes the body: it is never kept.
+ * Invariant 13: a response body as JSON, or `undefined` (which every caller refuses as
+ * `invalid_response`); read as a stream, and past {@link MAX_BODY} not read any further (the rest
+ * is cancelled) nor parsed. Every body latchkey reads comes here. The parser's message quotes the
+ * body: it is never kept.
  */
-export const readJSON = async (res: Response, where: string): Promise<unknown> => {
+export const readJSON = async (res: Response): Promise<unknown> => {
   let size = 0
-  const count = (bytes: number) => {
-    if ((size += bytes) > MAX_BODY) throw new ResponseError(where + ': response body over 1 MiB', { response: res })
-  }
   const { body } = res
-  // Where a response has no stream (React Native's fetch, without TransformStream either), its
-  // text is read whole, then measured.
-  const text = await (body ? new Response(body.pipeThrough(new TransformStream({ transform: (chunk, out) => (count(chunk.length), out.enqueue(chunk)) }))) : res).text()
-  count(body ? 0 : text.length)
-  try {
-    return JSON.parse(text)
-  } catch {}
+  // Where a response has no stream (React Native's fetch, without TransformStream too), its text
+  // is read whole, then measured.
+  const text = await (
+    body ? new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform: (chunk, out) => ((size += chunk.length) > MAX_BODY ? out.terminate() : out.enqueue(chunk)) }))) : res
+  ).text()
+  if ((size || text.length) <= MAX_BODY)
+    try {
+      return JSON.parse(text)
+    } catch {}
 }
 
 /** The page's URL, to resolve relative URLs against (none in workers without a location, or in Node). */

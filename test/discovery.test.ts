@@ -209,7 +209,7 @@ describe('discover: what it refuses', () => {
     const as = await metadataServer({ [RFC8414]: (origin) => metadata(origin, { padding: 'p'.repeat(2_000_000) }) })
     const e = await rejection(discover(as.origin))
     expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
-    expect(e.message).toBe(`GET ${as.origin}${RFC8414}: response body over 1 MiB`)
+    expect(e.message).toBe(`GET ${as.origin}${RFC8414}: not a JSON object`)
   })
 
   it('an endless metadata document: reading stops at 1 MiB, the rest is never sent', async () => {

@@ -209,13 +209,13 @@ describe('every body latchkey reads stops at 1 MiB (invariant 13)', () => {
     await tm.setTokens(as.seed())
     const e = await tm.refresh().catch((e) => e)
     expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
-    expect(e.message).toMatch(/over 1 MiB$/)
+    expect(e.message).toMatch(/: invalid body$/)
     padding = ''
     await tm.refresh()
     expect(tm.status()!.generation).toBe(2)
   })
 
-  it('an endless answer from the revocation endpoint: logout completes at once, revocation_failed, the rest is never sent', async () => {
+  it('a 200 with an endless body from the revocation endpoint: logout completes at once (the status confirms), the rest is never sent', async () => {
     const { as, api } = await setup()
     const written = { bytes: 0 }
     const revoking = await served((_req, res) => endless(res, written, '{"ok":"'))
@@ -226,7 +226,7 @@ describe('every body latchkey reads stops at 1 MiB (invariant 13)', () => {
     const started = performance.now()
     await tm.logout()
     expect(performance.now() - started).toBeLessThan(2000)
-    expect(warnings).toEqual(['revocation_failed'])
+    expect(warnings).toEqual([])
     expect(written.bytes).toBeLessThan(16 * 2 ** 20)
     expect(tm.status()).toBeUndefined()
   })
