@@ -24,10 +24,13 @@ export interface SharedSession extends SharedToken {
   res?: Record<string, SharedToken> | undefined
 }
 
-/** Messages between the tabs of one client. Never written to storage. */
+/**
+ * Messages between the tabs of one client. Never written to storage. A logout's `gen` is the
+ * generation whose refresh token the tab that logged out revokes (0: none).
+ */
 export type TabMessage =
   | { type: 'tokens'; epoch: number; gen: number; jkt?: string | undefined; session: SharedSession }
-  | { type: 'logout'; epoch: number; expired?: boolean }
+  | { type: 'logout'; epoch: number; gen?: number; expired?: boolean }
   | { type: 'hello' }
 
 /** Numbers (never tokens) that tabs share through storage that is consistent under the lock. */

@@ -4,7 +4,7 @@
  * @module
  */
 import { NetworkError, ResponseError, TimeoutError } from './errors.js'
-import { invalid, isObject, readJSON, secureURL } from './util.js'
+import { invalid, isObject, readJSON, secureURL, timeoutOf } from './util.js'
 
 /**
  * What {@link discover} found: the issuer and its endpoints, named as the token manager's options
@@ -85,7 +85,8 @@ function parseMetadata(json: unknown, issuer: string, where: string, response: R
  *
  * @param issuer The issuer identifier: an https URL (http on loopback only) without query or fragment.
  * @throws `TypeError` naming the parameter for a bad `issuer` or option;
- *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer`;
+ *   `ResponseError` (`invalid_response`) when neither location has valid metadata for `issuer` (a
+ *   body over 1 MiB is none);
  *   `NetworkError` (`network_error`) when a request fails, a redirect included;
  *   `TimeoutError` (`timeout`) after `timeoutSeconds`.
  *
@@ -108,10 +109,9 @@ export async function discover(issuer: string, options: DiscoveryOptions = {}): 
     invalid('issuer', 'not https or loopback, or has a query or fragment')
   const { fetch: send = globalThis.fetch, timeoutSeconds = 10 } = options
   if (typeof send != 'function') invalid('options.fetch')
-  if (!(typeof timeoutSeconds == 'number' && timeoutSeconds > 0 && timeoutSeconds < 2 ** 31 / 1000)) invalid('options.timeoutSeconds')
-  const signal = AbortSignal.timeout(timeoutSeconds * 1000)
+  const signal = AbortSignal.timeout(timeoutOf(timeoutSeconds, 'options.timeoutSeconds'))
 
-  /** GETs `location` and reads the whole body within the timeout; on failure tries `fallback`, if any. */
+  /** GETs `location` and reads the body (up to its bound) within the timeout; on failure tries `fallback`, if any. */
   const get = async (location: string, fallback?: string): Promise<AuthorizationServer> => {
     const where = 'GET ' + location
     /** Set once the whole body has been read. */

@@ -9,8 +9,8 @@ import { discard, here, sha256 } from './util.js'
 export interface TokenSource {
   /** The access token for `origin` now, refreshed first when due. */
   current(origin?: string): Promise<SharedToken>
-  /** The token to retry with after a 401 on `used`. */
-  renew(used: SharedToken, origin?: string): Promise<SharedToken>
+  /** The token to retry with after a 401 on `used`; none: the 401 is the answer. */
+  renew(used: SharedToken, origin?: string): Promise<SharedToken | undefined>
   /** Whether a refresh is possible at all (a refresh token, or the app's own refresh). */
   canRefresh(): boolean
 }
@@ -22,12 +22,13 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
   // The `ath` claim of each access token, computed once (RFC 9449 §4.2).
   const ath = new WeakMap<SharedToken, Promise<string>>()
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    // A Request is built only when the caller passed one: building one per call costs more than the rest.
-    const request = input instanceof Request ? input : undefined
-    const url = new URL(request ? request.url : String(input), here())
+    // Invariant 2 is checked on the URL that is sent: a Request passed in is built anew, once, and
+    // that one is read and sent (a passed one's `url` may be an own property or a subclass getter
+    // that lies). A Request is built only when the caller passed one: it costs more than the rest.
+    const base = input instanceof Request ? new Request(input, init) : undefined
+    const url = new URL(base ? base.url : String(input), here())
     // Invariant 2: every request to any other origin passes through untouched: no header, no refresh.
-    if (!origins.has(url.origin)) return send(input, init)
-    const base = request && init ? new Request(request, init) : request
+    if (!origins.has(url.origin)) return base ? send(base) : send(input, init)
     const replayable = !(typeof ReadableStream == 'function' && init?.body instanceof ReadableStream)
     // Sent upper-case, as the htm claim says (fetch itself would send a lower-case `patch` as is).
     const method = (base?.method ?? init?.method ?? 'GET').toUpperCase()
@@ -68,8 +69,10 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
       } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
         refreshed = true
         emit('measure', { name: 'unauthorized' })
+        const next = await renew(token, origin)
+        if (!next) return res
         discard(res)
-        token = await renew(token, origin)
+        token = next
         continue
       } else return res
       discard(res)

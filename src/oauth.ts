@@ -51,7 +51,7 @@ export async function timed<T>(what: string, timeout: number, fn: (signal: Abort
 /** A form's fields; those without a value are left out. */
 export type Form = Record<string, string | undefined>
 
-/** POSTs a form; reads the whole body within the timeout. */
+/** POSTs a form; reads the body (up to its bound) within the timeout. */
 export const postForm = (wire: Wire, url: string, form: Form, init: RequestInit = {}) =>
   timed('POST ' + url, wire.timeout, async (signal) => {
     const res = await wire.send(url, {
@@ -84,8 +84,9 @@ const retryAfterOf = (res: Response) => {
 /** The typed error of a failed token request; `refreshing` tells whether a refusal ends the session. */
 export function tokenFailure(wire: Wire, res: Response, json: unknown, where: string, refreshing: 'token' | 'own' | false) {
   const o = isObject(json) ? json : {}
-  // A server's text is bounded before it becomes a message: a megabyte description is no message.
-  const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v.slice(0, 8192)).slice(0, MAX_TEXT) : undefined)
+  // Invariant 6: redacted whole (the body is bounded), then cut: a cut first may leave a piece of a
+  // token that redaction no longer recognises.
+  const text = (v: unknown) => (typeof v == 'string' ? wire.redact(v).slice(0, MAX_TEXT) : undefined)
   const error = text(o.error)
   const description = text(o.error_description)
   const message = `${where}: ${error ?? 'HTTP ' + res.status} ${description ?? ''}`.trim()

@@ -3,7 +3,7 @@ import type { DPoP } from './dpop.js'
 import type { Emit } from './events.js'
 import type { RefreshEndpoint, ResourceOptions, TokenManagerOptions } from './types.js'
 import type { Vault } from './vault.js'
-import { checkURL, invalid, type WebCrypto } from './util.js'
+import { checkURL, invalid, timeoutOf, type WebCrypto } from './util.js'
 
 /** The options of one token manager, checked once, with what follows from them; fixed from then on. */
 export interface Config extends Omit<TokenManagerOptions, 'crypto'> {
@@ -68,7 +68,7 @@ export function resolveOptions(options: TokenManagerOptions): Config {
   // The vault lives in a key store: a platform signer brings none of its own.
   if (options.persist && !(dpop === true || (dpop && dpop.keyStore))) invalid('persist', 'needs a dpop key store')
   const leeway = (options.refreshLeewaySeconds ?? 30) * 1000
-  const timeout = (options.timeoutSeconds ?? 10) * 1000
-  if (!(leeway >= 0 && timeout > 0)) invalid('refreshLeewaySeconds or timeoutSeconds')
+  if (!(leeway >= 0)) invalid('refreshLeewaySeconds')
+  const timeout = timeoutOf(options.timeoutSeconds ?? 10, 'timeoutSeconds')
   return { ...options, crypto, origins, resourceOf, mainOrigin, refreshEndpoint, leeway, timeout, id: clientId + '@' + (tokenEndpoint ?? refreshEndpoint?.url ?? '') }
 }

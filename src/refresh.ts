@@ -13,6 +13,8 @@ import { here, now, offline } from './util.js'
 /** The backoff after failed refreshes, ms: the first retry is free, then full jitter over 1 s, 2 s, 4 s, … up to 30 s. */
 const BACKOFF_BASE = 1000
 const BACKOFF_CAP = 30_000
+/** A 401 this soon (ms) after the last refresh a 401 bought for the same API buys none (invariant 10). */
+const RENEW_WINDOW = 10_000
 
 /** The session is over (as opposed to a failure that may pass). */
 export const sessionIsOver = (e: unknown) => /^(session_expired|no_session)$/.test((e as LatchkeyError | undefined)?.code!)
@@ -55,9 +57,11 @@ const holdBack = ({ wait = 0, backoff }: SharedCounters, emit: Emit) => {
  * `Retry-After` would all come back the moment it ends: each adds a random spread of up to half of
  * it (at most {@link BACKOFF_CAP}).
  */
-const backOff = (tabs: CrossTab, counters: SharedCounters, error: LatchkeyError, token?: SharedToken) => {
+const backOff = (tabs: CrossTab, counters: SharedCounters, token?: SharedToken, retryAfter = 0) => {
+  // A failure during a wait (a refused 401, see `renew`) counts once, as a refresh held back sends
+  // nothing; a failed request comes after the wait, which it does not shorten.
+  if (counters.wait! > now()) return
   const fails = (counters.fails ?? 0) + 1
-  const { retryAfter = 0 } = error
   let backoff = fails > 1 ? Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (fails - 2)) : 0
   if (!isExpired(token) && token!.exp) backoff = Math.min(backoff, token!.exp - now())
   const asked = retryAfter + Math.random() * Math.min(retryAfter / 2, BACKOFF_CAP)
@@ -70,6 +74,8 @@ export function createRefresh(context: Context, state: SessionState) {
   // token's origin: a session ended since does not wait for it.
   const pending = new Map<string, Promise<SharedToken>>()
   const keyOf = (origin?: string) => state.localEpoch + ' ' + origin
+  // When a 401 last bought a refresh, per API (in this tab).
+  const renewedAt = new Map<string | undefined, number>()
   // Most calls find nothing in flight: they skip building the key.
   const inFlight = (origin?: string) => (pending.size ? pending.get(keyOf(origin)) : undefined)
 
@@ -124,7 +130,7 @@ export function createRefresh(context: Context, state: SessionState) {
         state.assertStillSignedIn(epochAtStart)
         if (error.code == 'session_expired') state.expire(error)
         else {
-          await backOff(tabs, counters, error, token)
+          await backOff(tabs, counters, token, error.retryAfter)
           emit('refresh-error', { reason, error })
         }
         throw error
@@ -177,9 +183,21 @@ export function createRefresh(context: Context, state: SessionState) {
     throw error
   }
 
-  /** After a 401 on `used`: a refresh, unless a newer token than that already arrived. */
-  const renew = (used: SharedToken, origin = mainOrigin) =>
-    tokenFor(state.session, origin)?.at == used.at ? refresh('unauthorized', origin) : current(origin)
+  /**
+   * After a 401 on `used`: a refresh, unless a newer token than that already arrived. Invariant 10,
+   * an API that refuses every token does not buy a refresh per call: within {@link RENEW_WINDOW} of
+   * the last refresh a 401 bought for this API (whose token may be the one just refused), the 401
+   * counts as a failed refresh toward the backoff instead, and stays the caller's (`undefined`).
+   */
+  const renew = async (used: SharedToken, origin = mainOrigin) => {
+    if (tokenFor(state.session, origin)?.at != used.at) return current(origin)
+    if (inFlight(origin) || !(now() - renewedAt.get(origin)! < RENEW_WINDOW)) {
+      renewedAt.set(origin, now())
+      return refresh('unauthorized', origin)
+    }
+    await tabs.lock('refresh', async () => backOff(tabs, await tabs.read(), used))
+    emit('warning', { code: 'token_refused', message: 'token refused' })
+  }
 
   return { refresh, current, renew }
 }

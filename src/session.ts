@@ -39,16 +39,16 @@ const MIN_REUSE = 1000
  * Due for a refresh: no access token, or past its refresh time. The leeway is capped at a quarter
  * of the token's lifetime, or short-lived tokens would be refreshed on every call.
  *
- * Invariant 10, spread: each token's refresh time is drawn once, at random, inside its leeway
- * window: between `expiry − leeway` and `expiry − leeway / 2` (the last half of the configured
- * leeway stays a margin; a capped window keeps no spread), so that clients whose tokens were issued
- * together do not refresh together. Never sooner than {@link MIN_REUSE} after the token arrived.
+ * Invariant 10, spread: each token's refresh time is drawn once, at random, inside the first half
+ * of its window (the leeway, capped or not): between `expiry − window` and `expiry − window / 2`,
+ * whatever the lifetime, so that clients whose tokens were issued together do not refresh together;
+ * the last half stays a margin. Never sooner than {@link MIN_REUSE} after the token arrived.
  */
 export const isDue = (t: SharedToken | undefined, leeway: number) => {
   if (!t?.at) return true
   const { exp, life = 0 } = t
   const window = Math.min(leeway, life / 4)
-  return !!exp && now() >= (t.due ??= Math.max(exp - life + MIN_REUSE, exp - window + Math.random() * Math.max(0, window - leeway / 2)))
+  return !!exp && now() >= (t.due ??= Math.max(exp - life + MIN_REUSE, exp - window + (Math.random() * window) / 2))
 }
 
 export const isExpired = (t: SharedToken | undefined) => !t?.at || (!!t.exp && now() >= t.exp)
@@ -181,6 +181,9 @@ export class SessionState {
     } else if (m.type == 'logout') {
       this.#logoutEpoch = Math.max(this.#logoutEpoch, m.epoch)
       if (session && session.logoutEpoch < m.epoch) {
+        // Invariant 7: a refresh this tab finished before the logout reached it holds a refresh token
+        // newer than the one the logging-out tab revokes: revoked here, or it stays alive at the server.
+        if (session.generation > m.gen!) void this.#revoke(session.rt)
         this.#end()
         void dpop?.reset()
         if (m.expired) emit('session-expired', { error: new SessionExpiredError('session ended') })
@@ -213,7 +216,7 @@ export class SessionState {
     this.#end()
     // Before anything that may never finish (the lock, the revocation request, a closing tab).
     await vault?.forget()
-    tabs.post({ type: 'logout', epoch: ++this.#logoutEpoch })
+    tabs.post({ type: 'logout', epoch: ++this.#logoutEpoch, gen: s?.generation ?? 0 })
     emit('logout', { reason: 'logout' })
     try {
       // Holding the lock means no refresh is in flight in any tab; the new epoch, written under it,

@@ -157,11 +157,16 @@ export interface TokenManagerCommonOptions {
    * Refresh this long before the access token expires, at the latest half this long: each token's
    * refresh time is drawn at random in between, so that clients whose tokens were issued together
    * do not refresh together. Capped at a quarter of the token's lifetime so short-lived tokens are
-   * not refreshed on every call; a token is used for at least a second whatever its lifetime.
+   * not refreshed on every call (the time is then drawn in the first half of that quarter); a token
+   * is used for at least a second whatever its lifetime.
    * @default 30
    */
   refreshLeewaySeconds?: number
-  /** Timeout of each token and revocation request. @default 10 */
+  /**
+   * Timeout of each token and revocation request: a positive number of seconds, at most 2,147,483
+   * (what `setTimeout` holds); anything else throws a `TypeError` naming the option.
+   * @default 10
+   */
   timeoutSeconds?: number
   /**
    * Share one session, one refresh and one logout across the tabs of the origin (Web Locks +

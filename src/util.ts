@@ -28,6 +28,10 @@ export const invalid = (name: string, why = 'invalid'): never => {
   throw new TypeError(name + (why ? ': ' + why : ' is required'))
 }
 
+/** A timeout in seconds as ms, or the TypeError naming it: a positive number that `setTimeout` holds (it fires at once past 2³¹ − 1 ms). */
+export const timeoutOf = (seconds: unknown, name: string): number =>
+  typeof seconds == 'number' && seconds > 0 && seconds * 1000 <= 2 ** 31 - 1 ? seconds * 1000 : invalid(name)
+
 /** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
 export const secureURL = (value: unknown): URL | undefined => {
   let url: URL | undefined
@@ -40,12 +44,27 @@ export const secureURL = (value: unknown): URL | undefined => {
 /** {@link secureURL}, or the TypeError that names the argument. */
 export const checkURL = (value: unknown, name: string): URL => secureURL(value) ?? invalid(name, value ? 'not https or loopback' : '')
 
-/** A response body as JSON, or `undefined`. The parser's message quotes the body: it is never kept. */
+/** The most bytes of a server's body latchkey reads: token responses and metadata are a few kB. */
+const MAX_BODY = 2 ** 20
+
+/**
+ * Invariant 13: a response body as JSON, or `undefined` (which every caller refuses as
+ * `invalid_response`); read as a stream, and past {@link MAX_BODY} not read any further (the rest
+ * is cancelled) nor parsed. Every body latchkey reads comes here. The parser's message quotes the
+ * body: it is never kept.
+ */
 export const readJSON = async (res: Response): Promise<unknown> => {
-  const text = await res.text()
-  try {
-    return JSON.parse(text)
-  } catch {}
+  let size = 0
+  const { body } = res
+  // Where a response has no stream (React Native's fetch, without TransformStream too), its text
+  // is read whole, then measured.
+  const text = await (
+    body ? new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform: (chunk, out) => ((size += chunk.length) > MAX_BODY ? out.terminate() : out.enqueue(chunk)) }))) : res
+  ).text()
+  if ((size || text.length) <= MAX_BODY)
+    try {
+      return JSON.parse(text)
+    } catch {}
 }
 
 /** The page's URL, to resolve relative URLs against (none in workers without a location, or in Node). */

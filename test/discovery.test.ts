@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { startAuthServer } from '../demo/server/as.mjs'
 import { createTokenManager, discover, isLatchkeyError, type AuthorizationServer } from '../src/index.js'
 import { cleanups, served } from './support/harness.js'
-import { json } from './support/servers.js'
+import { endless, json } from './support/servers.js'
 
 const RFC8414 = '/.well-known/oauth-authorization-server'
 const OPENID = '/.well-known/openid-configuration'
@@ -203,6 +203,23 @@ describe('discover: what it refuses', () => {
     expect(isLatchkeyError(e, 'timeout')).toBe(true)
     expect(e.message).toBe(`GET ${as.origin}${RFC8414} timed out`)
     expect(performance.now() - started).toBeLessThan(3000)
+  })
+
+  it('a 2 MB metadata document, valid JSON: invalid_response, not buffered', async () => {
+    const as = await metadataServer({ [RFC8414]: (origin) => metadata(origin, { padding: 'p'.repeat(2_000_000) }) })
+    const e = await rejection(discover(as.origin))
+    expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
+    expect(e.message).toBe(`GET ${as.origin}${RFC8414}: not a JSON object`)
+  })
+
+  it('an endless metadata document: reading stops at 1 MiB, the rest is never sent', async () => {
+    const written = { bytes: 0 }
+    const as = await served((_req, res) => endless(res, written, '{"issuer":"'))
+    const started = performance.now()
+    const e = await rejection(discover(as.origin, { timeoutSeconds: 5 }))
+    expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
+    expect(performance.now() - started).toBeLessThan(2000)
+    expect(written.bytes).toBeLessThan(16 * 2 ** 20)
   })
 
   it('a body that stalls after the headers: a TimeoutError too', async () => {

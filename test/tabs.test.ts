@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createTokenManager, isLatchkeyError, memoryKeyStore, type KeyStore, type TokenManagerOptions } from '../src/index.js'
+import { createTokenManager, isLatchkeyError, memoryKeyStore, type KeyStore, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { type TokenServer } from './support/servers.js'
 import { advance, cleanups, setup, sleep, until } from './support/harness.js'
 import { createTabsHub } from './support/tabs.js'
@@ -46,6 +46,19 @@ describe.each([
     expect(as.counts.refresh).toBe(1)
     expect(as.counts.invalidGrant).toBe(0)
     expect(api.requests).toHaveLength(200)
+  })
+
+  it('logout racing another tab\u2019s finished refresh: the newest refresh token is revoked too, none stays alive at the server', async () => {
+    // The refreshing tab's new tokens reach the other tab 100 ms later: it logs out holding the old ones.
+    const { as, tabs } = await signedIn(2, { delayMs: 100 })
+    const [a, b] = tabs as [TokenManager, TokenManager]
+    await b.refresh()
+    expect(as.refreshTokens.size).toBe(1)
+    await a.logout()
+    await until(() => !b.status())
+    // every refresh token the server ever issued is rotated out or revoked
+    await until(() => as.refreshTokens.size == 0, 2000)
+    expect(as.counts.revoked).toBe(1)
   })
 
   it('the lock granted before the new tokens arrive: the next tab waits for that generation', async () => {

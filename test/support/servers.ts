@@ -244,3 +244,25 @@ export async function startApi(tokens: TokenServer, options: ApiOptions = {}) {
   })
   return { ...served, requests, nonces, state }
 }
+
+/** The most an {@link endless} body writes: a bound for a client that reads everything. */
+const ENDLESS_BOUND = 64 * 2 ** 20
+
+/**
+ * Answers 200 with a JSON body that never ends (`head`, then an endless string), as fast as the
+ * client reads it, until the client hangs up (or {@link ENDLESS_BOUND}). `written.bytes` counts
+ * what was handed to the socket so far.
+ */
+export function endless(res: ServerResponse, written: { bytes: number }, head = '{"access_token":"') {
+  const chunk = Buffer.alloc(64 * 1024, 'a')
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.write(head)
+  const pump = () => {
+    while (!res.destroyed && written.bytes < ENDLESS_BOUND) {
+      written.bytes += chunk.length
+      if (!res.write(chunk)) return void res.once('drain', pump)
+    }
+    if (!res.destroyed) res.end('"}')
+  }
+  pump()
+}
