@@ -22,6 +22,11 @@ export function createEvents() {
     set.add(listener)
     return () => void set.delete(listener)
   }
-  const warn = (code: string, message = code.replace(/_/g, ' ')) => emit('warning', { code, message })
-  return { emit, on, warn }
+  return { emit, on }
 }
+
+/** Emits a `warning` (something degraded without failing); the message is the code in words. */
+export const warner =
+  (emit: Emit) =>
+  (code: string, message = code.replace(/_/g, ' ')) =>
+    emit('warning', { code, message })

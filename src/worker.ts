@@ -6,4 +6,5 @@
  */
 export { serveTokenManager } from './worker/serve.js'
 export { connectTokenManager } from './worker/connect.js'
+export type { ConnectOptions } from './worker/connect.js'
 export type { MessageEndpoint } from './worker/protocol.js'

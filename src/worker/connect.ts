@@ -1,8 +1,10 @@
 // The page's realm of worker mode: a TokenManager handle that asks the worker for everything and
 // never receives a token.
 import { createEvents } from '../events.js'
+import { LatchkeyError } from '../errors.js'
 import { PREFIX } from '../login.js'
 import type { TokenManager } from '../types.js'
+import { here, isObject } from '../util.js'
 import {
   fromWire,
   type Arguments,
@@ -51,43 +53,80 @@ const REQUEST_FIELDS = ['method', 'redirect', 'credentials', 'mode', 'cache', 'r
  * if (await tm.restore()) console.log(await (await tm.fetch('https://api.example/me')).json())
  * ```
  */
-export function connectTokenManager(worker: MessageEndpoint): TokenManager {
+/** Options of {@link connectTokenManager}. */
+export interface ConnectOptions {
+  /**
+   * How long to wait for the worker's first word: a worker that never answers (a wrong script, a
+   * crash, an `await` before `serveTokenManager`) fails every call with a `timeout` error then.
+   * @default 10
+   */
+  timeoutSeconds?: number
+  /**
+   * The worker outlives this page's navigation to the authorization server and back: a
+   * `SharedWorker` created with `extendedLifetime: true` in a browser that honours it (Chromium),
+   * or a login in a popup. Then the authorization code is bound to the worker's DPoP key
+   * (`dpop_jkt`). Otherwise the worker that exchanges the code may be a new one with a new key:
+   * PKCE binds the code, and the exchange's own DPoP proof binds the tokens.
+   * @default false
+   */
+  workerOutlivesLogin?: boolean
+}
+
+/** A SharedWorker as the page sees it: messages go through its port. */
+interface SharedWorkerLike {
+  port: MessageEndpoint
+  addEventListener(type: 'error', listener: (event: Event) => void): void
+}
+
+export function connectTokenManager(
+  worker: MessageEndpoint | SharedWorkerLike,
+  { timeoutSeconds = 10, workerOutlivesLogin = false }: ConnectOptions = {},
+): TokenManager & { subscribe(listener: () => void): () => void } {
+  const port = 'port' in worker ? worker.port : worker
   let id = 0
   let snapshot: Snapshot = {}
   const calls = new Map<number, (reply: Reply) => void>()
   const { emit, on } = createEvents()
+  const subscribers = new Set<() => void>()
 
-  // A worker whose script failed to load or to run reports an error before it ever answered: every
-  // call fails from then on, instead of waiting forever.
+  // Once the worker fails before it ever answered, every call fails at once instead of waiting forever.
   let heard = false
   let failed: WireError | undefined
+  const fail = (code: 'timeout' | 'worker_error', message: string) => {
+    const e: WireError = { name: 'LatchkeyError', code, message }
+    if (!heard) failed = e
+    calls.forEach((settle) => settle({ i: 0, e }))
+    calls.clear()
+  }
+  const timer = setTimeout(() => heard || fail('timeout', 'no answer from the worker'), timeoutSeconds * 1000)
+  // Every message is checked: what is not the protocol's is dropped.
   const receive = ({ data }: MessageEvent<ToPage>) => {
+    if (!isObject(data)) return
     heard = true
-    if (data.s) snapshot = data.s
+    clearTimeout(timer)
+    if (isObject(data.s)) {
+      snapshot = data.s
+      subscribers.forEach(queueMicrotask)
+    }
     if ('v' in data) {
       const d = data.d
-      emit(data.v, 'error' in d ? { ...d, error: fromWire(d.error) } : d)
-    } else {
+      if (isObject(d)) emit(data.v, 'error' in d ? { ...d, error: fromWire(d.error) } : d)
+    } else if ('i' in data) {
       calls.get(data.i)?.(data)
       calls.delete(data.i)
     }
   }
-  worker.addEventListener('message', receive)
-  worker.addEventListener('error', () => {
-    if (heard) return
-    failed = { name: 'Error', message: 'the worker did not start' }
-    calls.forEach((settle) => settle({ i: 0, e: failed }))
-    calls.clear()
-  })
-  worker.start?.()
+  port.addEventListener('message', receive)
+  worker.addEventListener('error', () => fail('worker_error', 'the worker failed'))
+  port.start?.()
 
   /** Posts a call; throws at once when `transfer` cannot be transferred. */
   const call = <M extends Method>(m: M, a: Arguments<M>, transfer: Transferable[] = [], signal?: AbortSignal | null): Promise<Result<M>> => {
     if (failed) return Promise.reject(fromWire(failed))
     const i = ++id
-    worker.postMessage({ i, m, a } as ToWorker, transfer)
+    port.postMessage({ i, m, a } as ToWorker, transfer)
     return new Promise((resolve, reject) => {
-      const abort = () => (calls.delete(i), worker.postMessage({ i, x: 1 } satisfies ToWorker, []), reject(signal!.reason))
+      const abort = () => (calls.delete(i), port.postMessage({ i, x: 1 } satisfies ToWorker, []), reject(signal!.reason))
       signal?.addEventListener('abort', abort)
       calls.set(i, ({ r, e }) => {
         // A streamed body still belongs to the request: an abort now stops it in the worker too.
@@ -96,25 +135,31 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       })
     })
   }
-
   const ask =
     <M extends Method>(m: M) =>
     (...a: Arguments<M>) =>
       call(m, a)
 
+  // A SharedWorker outlives its pages: each holds a Web Lock while it lives, which the worker asks
+  // for too; granted, it tells the worker that this page is gone and its connection can go.
+  if (port != worker) {
+    const lock = PREFIX + Math.random()
+    navigator.locks?.request(lock, () => new Promise(() => call('hold', [lock]).catch(() => {})))
+  }
+
   return {
     async authorizationUrl(parameters) {
-      const { url, record } = await call('authorize', [parameters])
+      const { url, record } = await call('authorize', [parameters, workerOutlivesLogin])
       sessionStorage.setItem(...record)
       return url
     },
     async handleRedirect(input) {
       // The worker checks the response; the page hands over what waited here for it, once.
-      const url = new URL(input, globalThis.location?.href).href
-      const key = PREFIX + new URL(url).searchParams.get('state')
+      const url = new URL(input, here())
+      const key = PREFIX + url.searchParams.get('state')
       const saved = sessionStorage.getItem(key)
       sessionStorage.removeItem(key)
-      await call('redirect', [url, saved])
+      await call('redirect', [url.href, saved])
     },
     async fetch(input, init) {
       // A stream is sent as it is: it cannot be read twice, so it is never replayed (as in the page).
@@ -125,7 +170,7 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       const signal = source.signal
       signal?.throwIfAborted()
       const body = stream ?? (request?.body ? await request.arrayBuffer() : null)
-      const url = request ? request.url : new URL(input as string | URL, globalThis.location?.href).href
+      const url = request ? request.url : new URL(input as string | URL, here()).href
       // Only what the caller set crosses; the worker's fetch fills in the same defaults.
       const wire: WireRequest = { url, init: {} }
       for (const key of REQUEST_FIELDS) if (source[key] != null) (wire.init as Record<string, unknown>)[key] = source[key]
@@ -147,13 +192,17 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
       Object.defineProperty(response, 'url', { value: r.url })
       return response
     },
-    getAccessToken: () => Promise.reject(fromWire({ name: 'LatchkeyError', code: 'unsupported', message: 'tokens stay in the worker' })),
+    getAccessToken: () => Promise.reject(new LatchkeyError('unsupported', 'tokens stay in the worker')),
     status(origin) {
       // As the core: an origin with a token of its own (`resources`) has its own status; others share one.
-      const key = origin && new URL(origin, globalThis.location?.href).origin
+      const key = origin && new URL(origin, here()).origin
       return snapshot[key && key in snapshot ? key : '']
     },
     on,
+    subscribe(listener) {
+      subscribers.add(listener)
+      return () => void subscribers.delete(listener)
+    },
     // The rest is asked of the worker as it is.
     restore: ask('restore'),
     setTokens: ask('setTokens'),
@@ -162,8 +211,9 @@ export function connectTokenManager(worker: MessageEndpoint): TokenManager {
     refresh: ask('refresh'),
     logout: ask('logout'),
     dispose() {
-      worker.postMessage({ i: ++id, m: 'dispose', a: [] } satisfies ToWorker, [])
-      worker.removeEventListener('message', receive)
+      clearTimeout(timer)
+      call('dispose', []).catch(() => {})
+      port.removeEventListener('message', receive)
     },
   }
 }

@@ -69,8 +69,16 @@ export interface WorkerMethods {
   refresh: TokenManager['refresh']
   logout: TokenManager['logout']
   fetch(request: WireRequest): Promise<WireResponse>
-  /** Builds the login request where the key is; what waits for the redirect goes to the page. */
-  authorize(parameters: AuthorizationParameters): Promise<PendingLogin>
+  /**
+   * Builds the login request where the key is; what waits for the redirect goes to the page.
+   * `bind`: the worker outlives the login, so the code may be bound to its key (`dpop_jkt`).
+   */
+  authorize(parameters: AuthorizationParameters, bind: boolean): Promise<PendingLogin>
+  /**
+   * SharedWorker: the page holds the Web Lock `lock` for as long as it lives; once the worker is
+   * granted it, the page is gone and its connection is released.
+   */
+  hold(lock: string): void
   /**
    * Completes a login: the redirect URL, and what waited for it in the page's sessionStorage under
    * its `state` (`null` when nothing did); the worker checks both (state, `iss`, `error`, `code`).
@@ -96,7 +104,10 @@ export type Call<M extends Method = Method> = { [K in M]: { i: number; m: K; a: 
  * snapshot after it, when it differs from the last one sent.
  */
 export type ToWorker = Call | { i: number; x: 1 }
-export type ToPage = (Reply | EventMessage) & { s?: Snapshot }
+export type ToPage = (Reply | EventMessage | Hello) & { s?: Snapshot }
+
+/** The worker listens on this connection; `h`, how many connections it serves (diagnostics, tests). */
+export type Hello = { h: number }
 
 /** The answer to call `i`: its result `r`, or its error `e`. */
 export type Reply = { i: number; r?: unknown; e?: WireError | undefined }
