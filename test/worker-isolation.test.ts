@@ -1,7 +1,7 @@
 // Worker mode v2 over real MessageChannels and a real BroadcastChannel: one session for many
 // connections (a SharedWorker's scope), per-worker sessions that share only a logout (dedicated
 // workers), start-up without traps, and every message checked on both ends.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { isLatchkeyError, type TokenManager, type TokenManagerOptions } from '../src/index.js'
 import { connectTokenManager, serveTokenManager, type ConnectOptions } from '../src/worker.js'
 import { cleanups, setup } from './support/harness.js'
@@ -156,6 +156,51 @@ describe('worker mode: one session for every page of a SharedWorker', () => {
     expect((await app.fetch(api.url('/items'))).status).toBe(200)
     expect(api.requests.at(-1)!.authorization).not.toMatch(/forged/)
   })
+})
+
+/** Web Locks as a page and a worker share them: a held name is granted to the next asker once its holder is gone. */
+function fakeLocks() {
+  const waiting = new Map<string, (() => unknown)[]>()
+  const locks = {
+    request(name: string, granted: () => unknown) {
+      const queue = waiting.get(name)
+      if (queue) return void queue.push(granted)
+      waiting.set(name, [])
+      return Promise.resolve().then(granted)
+    },
+  }
+  /** The page that holds `name` is gone: its lock goes to whoever waits. */
+  const end = (name: string) => {
+    const queue = waiting.get(name) ?? []
+    waiting.delete(name)
+    queue.forEach((granted) => granted())
+  }
+  return { locks, waiting, end }
+}
+
+describe('worker mode: the connections of closed pages are released', () => {
+  it('1,000 pages opened and closed leave nothing behind', async () => {
+    const { as, api } = await setup()
+    const { locks, waiting, end } = fakeLocks()
+    vi.stubGlobal('navigator', { locks })
+    const { scope, open } = sharedScope()
+    serveTokenManager(optionsFor(as, [api.origin], { dpop: false }), scope)
+    const page = (port: MessagePort) => connectTokenManager({ port, addEventListener() {} })
+    for (let n = 0; n < 1000; n++) {
+      const { port1, port2 } = new MessageChannel()
+      scope.dispatchEvent(new MessageEvent('connect', { ports: [port1] }))
+      page(port2)
+      // The page holds its lock and has told the worker, which now waits for it.
+      await expect.poll(() => [...waiting.values()].some((queue) => queue.length == 1), { interval: 1 }).toBe(true)
+      const [name] = [...waiting].find(([, queue]) => queue.length == 1)!
+      end(name)
+      port2.close()
+    }
+    expect(waiting.size).toBe(0)
+    const { port } = open()
+    const [hello] = await rawReplies(port, [], 50)
+    expect(hello).toEqual({ h: 1 })
+  }, 60_000)
 })
 
 describe('worker mode: start-up without traps', () => {
