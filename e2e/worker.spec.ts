@@ -1,6 +1,6 @@
 import type { BrowserContext, Page } from 'playwright/test'
 import { expect, test, type Demo } from './fixtures.js'
-import { redact, runAction, signIn } from './helpers.js'
+import { dumpOriginStorage, redact, runAction, signIn } from './helpers.js'
 
 // Worker mode in real Chromium against the real authorization server: the demo at /?mode=worker
 // runs its token manager in a module worker (demo/app/auth-worker.ts), and the page holds a handle.
@@ -147,7 +147,7 @@ test.describe('with 4-second access tokens', () => {
   })
 })
 
-test('worker mode refuses persistence: the toggle is off and disabled, and a reload of the only tab signs out', async ({ page, demo }) => {
+test('worker mode refuses persistence: the toggle is off and disabled; the session lives on in the SharedWorker across a reload, and nothing of it is stored', async ({ page, demo }) => {
   await page.goto(demo.appUrl)
   // Chosen in in-page mode, the preference does not reach worker mode.
   await Promise.all([page.waitForEvent('load'), page.locator('#persist').click()])
@@ -156,9 +156,12 @@ test('worker mode refuses persistence: the toggle is off and disabled, and a rel
   await expect(page.locator('#persist')).not.toBeChecked()
   await expect(page.locator('#persist')).toBeDisabled()
   await expect(page.locator('#reload-note')).toContainText("the SharedWorker's memory only")
+  // extendedLifetime keeps the worker, and the session in its memory, through the reload.
   await page.reload()
-  await expect(page.locator('#status-pill')).toHaveText('Signed out')
+  await expect(page.locator('#status-pill')).toHaveText('Signed in')
   expect(demo.as.counts.refreshToken).toBe(0)
+  const stored = await dumpOriginStorage(page)
+  expect(stored.idbValues).toBe(0)
 })
 
 test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ page, context, demo }) => {
@@ -189,7 +192,8 @@ test('worker mode, two tabs: the second adopts the session, one refresh per stor
 
   await second.locator('#sign-out').click()
   for (const tab of tabs) await expect(tab.locator('#status-pill')).toHaveText('Signed out')
-  await expect(page.locator('#events')).toContainText('signed out in another tab')
+  // One session, one logout: every tab hears it as its own.
+  await expect(page.locator('#events')).toContainText('signed out; refresh token revoked')
   await expect.poll(() => demo.as.counts.revocations).toBe(1)
 })
 

@@ -376,7 +376,7 @@ persistToggle.addEventListener('change', () => {
 persistToggle.disabled = workerMode
 $('reload-note').textContent = workerMode
   ? shared
-    ? "The session lives in the SharedWorker's memory only (nothing of it in IndexedDB or any other storage): every tab in worker mode shares it; closing the last one signs you out."
+    ? "The session lives in the SharedWorker's memory only (nothing of it in IndexedDB or any other storage): every tab in worker mode shares it, and it ends with the worker, which the browser stops once no tab has used it for a while."
     : "The session lives in this tab's worker's memory only (nothing of it in IndexedDB or any other storage): another tab signs in on its own, and a sign-out in one signs out all."
   : persist
   ? 'This browser keeps the session: the DPoP-bound refresh token is stored encrypted under a non-extractable key, so reloading the last tab keeps you signed in. Access tokens stay in memory.'

@@ -152,7 +152,7 @@ function serve(options: TokenManagerOptions, shared: boolean, connections: Set<C
       const loginStore: LoginStore = { getItem: () => saved, removeItem: () => {}, setItem: () => {} }
       await tm.exchangeCode(await redirectResult(url, { issuer, issParameterRequired, loginStore }))
     },
-    hold: ([lock]) => void navigator.locks?.request(lock, () => connection.close()),
+    hold: ([lock]) => void globalThis.navigator?.locks?.request(lock, () => connection.close()),
     dispose: () => {
       connection.close()
       // A SharedWorker's session belongs to every page; a dedicated worker's, to the one page.
