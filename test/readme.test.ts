@@ -5,13 +5,19 @@ import { describe, expect, it } from 'vitest'
 
 const root = new URL('..', import.meta.url)
 const readme = readFileSync(new URL('README.md', root), 'utf8')
-const blocks = [...readme.matchAll(/<!-- compiled by [^:]*: (test\/types\/consumer\/[\w.]+) -->\n```ts\n([\s\S]*?)```/g)].map(
+const blocks = [...readme.matchAll(/<!-- compiled by [^:]*: (test\/types\/consumer\/[\w.-]+) -->\n```ts\n([\s\S]*?)```/g)].map(
   ([, file, code]) => ({ file: file!, code: code! }),
 )
 
 describe('README examples', () => {
-  it('marks the Use example and the ky 1 and ky 2 examples as compiled', () => {
-    expect(blocks.map((b) => b.file)).toEqual(['test/types/consumer/use.ts', 'test/types/consumer/ky1.ts', 'test/types/consumer/ky2.ts'])
+  it('marks the Use example, the ky 1 and ky 2 examples and worker mode as compiled', () => {
+    expect(blocks.map((b) => b.file)).toEqual([
+      'test/types/consumer/use.ts',
+      'test/types/consumer/ky1.ts',
+      'test/types/consumer/ky2.ts',
+      'test/types/consumer/auth-worker.ts',
+      'test/types/consumer/worker-page.ts',
+    ])
   })
 
   it.each(blocks)('$file holds the README block verbatim', ({ file, code }) => {

@@ -75,9 +75,11 @@ const redirectUri = workerMode ? `${config.redirectUri}${home.slice(1)}` : confi
 function connectWorker() {
   const { fetch: _inPageOnly, persist: _refusedInWorkers, ...workerOptions } = options
   const script = `/auth-worker.js?${new URLSearchParams({ options: JSON.stringify(workerOptions) })}`
-  // extendedLifetime (read by Chromium only) keeps the SharedWorker, and so its key, alive while
-  // this tab visits the authorization server: the code can then be bound to the key (dpop_jkt).
-  if (shared) return connectTokenManager(new SharedWorker(script, { type: 'module', name: 'latchkey', extendedLifetime: true } as WorkerOptions), { workerOutlivesLogin: true })
+  // extendedLifetime (read by Chromium only; userAgentData is Chromium's too) keeps the
+  // SharedWorker, and so its key, alive while this tab visits the authorization server: the code
+  // can then be bound to the key (dpop_jkt). Elsewhere PKCE binds the code.
+  const workerOutlivesLogin = 'userAgentData' in navigator
+  if (shared) return connectTokenManager(new SharedWorker(script, { type: 'module', name: 'latchkey', extendedLifetime: true } as WorkerOptions), { workerOutlivesLogin })
   return connectTokenManager(new Worker(script, { type: 'module' }))
 }
 
