@@ -124,7 +124,7 @@ export function connectTokenManager(
   const call = <M extends Method>(m: M, a: Arguments<M>, transfer: Transferable[] = [], signal?: AbortSignal | null): Promise<Result<M>> => {
     if (failed) return Promise.reject(fromWire(failed))
     const i = ++id
-    port.postMessage({ i, m, a } as ToWorker, transfer)
+    port.postMessage({ i, m, a } satisfies { i: number; m: Method; a: unknown[] }, transfer)
     return new Promise((resolve, reject) => {
       const abort = () => (calls.delete(i), port.postMessage({ i, x: 1 } satisfies ToWorker, []), reject(signal!.reason))
       signal?.addEventListener('abort', abort)

@@ -240,11 +240,14 @@ class Connection {
   #served: Served | undefined
   #ready: Promise<Served>
   #port: MessageEndpoint
+  // A SharedWorker's port is closed with its page; a dedicated worker's scope is not (its close() ends the worker).
+  #shared: boolean
   #connections: Set<Connection>
   #receive = (e: MessageEvent) => void this.#answer(e.data)
 
   constructor(port: MessageEndpoint, ready: Promise<Served>, connections: Set<Connection>, shared: boolean) {
     this.#port = port
+    this.#shared = shared
     this.#connections = connections
     this.#ready = ready
     ready.then((s) => (this.#served = s), () => {})
@@ -268,7 +271,7 @@ class Connection {
     this.#port.removeEventListener('message', this.#receive)
     this.#controllers.forEach((c) => c.abort())
     this.#connections.delete(this)
-    ;(this.#port as Partial<MessagePort>).close?.()
+    if (this.#shared) (this.#port as MessagePort).close()
   }
 
   async #answer(data: unknown) {
