@@ -161,37 +161,7 @@ export function connectTokenManager(
       sessionStorage.removeItem(key)
       await call('redirect', [url.href, saved])
     },
-    async fetch(input, init) {
-      // A stream is sent as it is: it cannot be read twice, so it is never replayed (as in the page).
-      const stream = init?.body instanceof ReadableStream ? init.body : undefined
-      // A Request costs more than the rest of the call: built only for a Request given or a body to read.
-      const request = input instanceof Request || init?.body ? new Request(input, stream ? { ...init, body: null } : init) : undefined
-      const source: RequestInit = request ?? init ?? {}
-      const signal = source.signal
-      signal?.throwIfAborted()
-      const body = stream ?? (request?.body ? await request.arrayBuffer() : null)
-      const url = request ? request.url : new URL(input as string | URL, here()).href
-      // Only what the caller set crosses; the worker's fetch fills in the same defaults.
-      const wire: WireRequest = { url, init: {} }
-      for (const key of REQUEST_FIELDS) if (source[key] != null) (wire.init as Record<string, unknown>)[key] = source[key]
-      if (source.headers) wire.init.headers = [...new Headers(source.headers)]
-      if (body) wire.init.body = body
-      if (signal) wire.abortable = 1
-      if (stream) wire.init.duplex = 'half'
-      let pending: Promise<WireResponse>
-      try {
-        pending = call('fetch', [wire], body ? [body] : [], signal)
-      } catch (e) {
-        if (!stream) throw e
-        // This browser cannot transfer streams: the body crosses as bytes, still sent only once.
-        wire.init.body = await new Response(stream).arrayBuffer()
-        pending = call('fetch', [wire], [wire.init.body], signal)
-      }
-      const r = await pending
-      const response = new Response(r.b, r)
-      Object.defineProperty(response, 'url', { value: r.url })
-      return response
-    },
+    fetch: (input, init) => fetchThroughWorker(call, input, init),
     getAccessToken: () => Promise.reject(new LatchkeyError('unsupported', 'tokens stay in the worker')),
     status(origin) {
       // As the core: an origin with a token of its own (`resources`) has its own status; others share one.
@@ -216,4 +186,40 @@ export function connectTokenManager(
       port.removeEventListener('message', receive)
     },
   }
+}
+
+/** Posts call `m` to the worker and resolves with its result. */
+type Caller = <M extends Method>(m: M, a: Arguments<M>, transfer?: Transferable[], signal?: AbortSignal | null) => Promise<Result<M>>
+
+/** `tm.fetch` in the page: the request as it crosses to the worker, the worker's response rebuilt here. */
+async function fetchThroughWorker(call: Caller, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  // A stream is sent as it is: it cannot be read twice, so it is never replayed (as in the page).
+  const stream = init?.body instanceof ReadableStream ? init.body : undefined
+  // A Request costs more than the rest of the call: built only for a Request given or a body to read.
+  const request = input instanceof Request || init?.body ? new Request(input, stream ? { ...init, body: null } : init) : undefined
+  const source: RequestInit = request ?? init ?? {}
+  const signal = source.signal
+  signal?.throwIfAborted()
+  const body = stream ?? (request?.body ? await request.arrayBuffer() : null)
+  const url = request ? request.url : new URL(input as string | URL, here()).href
+  // Only what the caller set crosses; the worker's fetch fills in the same defaults.
+  const wire: WireRequest = { url, init: {} }
+  for (const key of REQUEST_FIELDS) if (source[key] != null) (wire.init as Record<string, unknown>)[key] = source[key]
+  if (source.headers) wire.init.headers = [...new Headers(source.headers)]
+  if (body) wire.init.body = body
+  if (signal) wire.abortable = 1
+  if (stream) wire.init.duplex = 'half'
+  let pending: Promise<WireResponse>
+  try {
+    pending = call('fetch', [wire], body ? [body] : [], signal)
+  } catch (e) {
+    if (!stream) throw e
+    // This browser cannot transfer streams: the body crosses as bytes, still sent only once.
+    wire.init.body = await new Response(stream).arrayBuffer()
+    pending = call('fetch', [wire], [wire.init.body], signal)
+  }
+  const r = await pending
+  const response = new Response(r.b, r)
+  Object.defineProperty(response, 'url', { value: r.url })
+  return response
 }
