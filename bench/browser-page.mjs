@@ -131,6 +131,14 @@ const figures = {
   },
 
   /**
+   * (wd), (ws): worker mode's tm.fetch (a dedicated Worker, a SharedWorker) vs the floor (w′) beside
+   * it in the same rounds: the same core in a worker behind one bare message each way. What the
+   * ratio shows is connectTokenManager's and serveTokenManager's own work (goal ≤ 1.03×).
+   */
+  wd: (spec) => againstFloor(spec, (url) => new Worker(url, { type: 'module' })),
+  ws: (spec) => againstFloor(spec, (url) => new SharedWorker(url, { type: 'module', name: 'bench-' + Math.random() })),
+
+  /**
    * (w′): the floor under (w): the same core in a module worker behind the bare minimum of
    * messaging (one message each way, nothing checked), the Response rebuilt in the page, vs the
    * in-page tm.fetch. What (w) pays beyond this is connectTokenManager's own work.
@@ -158,6 +166,34 @@ const figures = {
       worker.terminate()
     }
   },
+}
+
+/** Worker mode's tm.fetch through the worker `start` makes vs the floor worker, side by side. */
+async function againstFloor({ api, at, n, rounds }, start) {
+  const url = api + '/api/items'
+  const worker = start('/bench-worker.mjs?api=' + encodeURIComponent(api))
+  const inWorker = connectTokenManager(worker)
+  await inWorker.setTokens(session(at, 'DPoP'))
+  const floor = new Worker('/bench-floor-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
+  const call = (message) => new Promise((resolve) => ((floor.onmessage = ({ data }) => resolve(data)), floor.postMessage(message)))
+  await call({ tokens: session(at, 'DPoP') })
+  const viaFloor = async () => {
+    const r = await call(url)
+    const res = new Response(r.b, r)
+    Object.defineProperty(res, 'url', { value: r.url })
+    return res
+  }
+  try {
+    return await sideBySide({
+      rounds,
+      a: () => timeSequential(async () => drain(await inWorker.fetch(url)), n),
+      b: () => timeSequential(async () => drain(await viaFloor()), n),
+    })
+  } finally {
+    inWorker.dispose()
+    worker.terminate?.()
+    floor.terminate()
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ import { chromium } from 'playwright'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const figures = ['b', 'b16', 'c', 'w']
+const figures = ['b', 'b16', 'c', 'w', 'wd', 'ws']
 // (w′) runs only when asked for (`--only w,w'`): a reference for (w), not a figure with a goal.
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : figures
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
@@ -29,7 +29,7 @@ const started = performance.now()
 const load = os.loadavg()
 
 if (![...figures, "w'"].some((id) => only.includes(id))) {
-  console.log("bench:browser: nothing to run (it measures b, b16, c, w and w')")
+  console.log("bench:browser: nothing to run (it measures b, b16, c, w, w', wd and ws)")
   process.exit(0)
 }
 
@@ -140,7 +140,7 @@ try {
   const batches = 2
   const concurrentRounds = quick ? 31 : 101
   const spec = { api, at, n, rounds, width, batches, concurrentRounds }
-  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('b16') ? ['b16'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : []), ...(only.includes("w'") ? ["w'"] : [])]
+  const steps = [...(only.includes('b') ? ['b'] : []), ...(only.includes('b16') ? ['b16'] : []), ...(only.includes('c') ? ['setup', 'c', "c'"] : []), ...(only.includes('w') ? ['w'] : []), ...(only.includes("w'") ? ["w'"] : []), ...['wd', 'ws'].filter((id) => only.includes(id))]
   const us = (ms, count = n) => ((ms / count) * 1000).toFixed(0) + ' µs'
   const what = {
     b: ['tm.fetch with a Bearer token vs raw fetch, cross-origin loopback HTTP', 1.05, 'raw fetch'],
@@ -149,6 +149,8 @@ try {
     "c'": ['tm.fetch with DPoP vs the floor of a DPoP request (1 sign + 1 digest + raw fetch with the same headers)', null, 'floor'],
     w: ['worker mode: tm.fetch through connectTokenManager vs in-page tm.fetch, both DPoP, cross-origin loopback HTTP', 1.1, 'in-page tm.fetch', 'worker-mode tm.fetch'],
     "w'": ['the floor under (w): the same core in a worker behind one bare message each way vs in-page tm.fetch', null, 'in-page tm.fetch', 'floor worker'],
+    wd: ["worker mode, dedicated Worker: tm.fetch through connectTokenManager vs the floor (w′) in the same rounds, DPoP, cross-origin loopback HTTP", 1.03, 'floor worker', 'worker-mode tm.fetch'],
+    ws: ["worker mode, SharedWorker: tm.fetch through connectTokenManager vs the floor (w′) in the same rounds, DPoP, cross-origin loopback HTTP", 1.03, 'floor worker', 'worker-mode tm.fetch'],
   }
   const modes = [
     ['Chromium, driven by Playwright', withPlaywright],

@@ -1,6 +1,6 @@
 import type { BrowserContext, Page } from 'playwright/test'
 import { expect, test, type Demo } from './fixtures.js'
-import { redact, runAction, signIn } from './helpers.js'
+import { dumpOriginStorage, redact, runAction, signIn } from './helpers.js'
 
 // Worker mode in real Chromium against the real authorization server: the demo at /?mode=worker
 // runs its token manager in a module worker (demo/app/auth-worker.ts), and the page holds a handle.
@@ -86,6 +86,14 @@ async function spyOnRequests(context: BrowserContext) {
         workers.push(this)
       }
     }
+    // And every SharedWorker, through a port of its own.
+    const OriginalShared = SharedWorker
+    globalThis.SharedWorker = class extends OriginalShared {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options)
+        workers.push(new OriginalShared(url, options).port as unknown as Worker)
+      }
+    }
     const setRequestHeader = XMLHttpRequest.prototype.setRequestHeader
     XMLHttpRequest.prototype.setRequestHeader = function (this: XMLHttpRequest, key: string, value: string) {
       keep(key, value)
@@ -97,7 +105,7 @@ async function spyOnRequests(context: BrowserContext) {
 
 test('worker mode: sign in, call the API with DPoP, recover from a rejected token, sign out', async ({ page, demo }) => {
   await signIn(page, demo, workerUrl(demo))
-  await expect(page.locator('#mode-name')).toHaveText('Worker mode')
+  await expect(page.locator('#mode-name')).toHaveText('Worker mode (SharedWorker)')
   await expect(page.locator('#mode-note')).toBeVisible()
   expect(demo.as.counts.authorizationCode).toBe(1)
   // Back at /?mode=worker, without the code and state.
@@ -139,22 +147,21 @@ test.describe('with 4-second access tokens', () => {
   })
 })
 
-test('worker mode with persistence: the worker keeps the DPoP key and the encrypted refresh token in IndexedDB, so a reload stays signed in', async ({ page, demo }) => {
-  await page.goto(workerUrl(demo))
+test('worker mode refuses persistence: the toggle is off and disabled; the session lives on in the SharedWorker across a reload, and nothing of it is stored', async ({ page, demo }) => {
+  await page.goto(demo.appUrl)
+  // Chosen in in-page mode, the preference does not reach worker mode.
   await Promise.all([page.waitForEvent('load'), page.locator('#persist').click()])
   await expect(page.locator('#persist')).toBeChecked()
-  expect(new URL(page.url()).search).toBe('?mode=worker')
   await signIn(page, demo, workerUrl(demo))
-  await expect(page.locator('#thumbprint')).toHaveText(/^[\w-]{43}$/)
-  const thumbprint = await page.locator('#thumbprint').textContent()
+  await expect(page.locator('#persist')).not.toBeChecked()
+  await expect(page.locator('#persist')).toBeDisabled()
+  await expect(page.locator('#reload-note')).toContainText("the SharedWorker's memory only")
+  // extendedLifetime keeps the worker, and the session in its memory, through the reload.
   await page.reload()
   await expect(page.locator('#status-pill')).toHaveText('Signed in')
-  await expect(page.locator('#events')).toContainText("session restored from this browser's encrypted refresh token")
-  expect(demo.as.counts.refreshToken).toBe(1)
-  expect(demo.as.counts.invalidGrant).toBe(0)
-  // The same key: the refresh token is bound to it.
-  await expect(page.locator('#thumbprint')).toHaveText(thumbprint!)
-  expect((await runAction(page, 'call-api')).state).toBe('ok')
+  expect(demo.as.counts.refreshToken).toBe(0)
+  const stored = await dumpOriginStorage(page)
+  expect(stored.idbValues).toBe(0)
 })
 
 test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ page, context, demo }) => {
@@ -162,7 +169,7 @@ test('worker mode, two tabs: the second adopts the session, one refresh per stor
   const second = await context.newPage()
   await second.goto(workerUrl(demo))
   await expect(second.locator('#status-pill')).toHaveText('Signed in')
-  await expect(second.locator('#events')).toContainText('session adopted from another tab')
+  await expect(second.locator('#events')).toContainText('session joined in the SharedWorker')
   expect(demo.as.counts.authorizationCode).toBe(1)
   expect(demo.as.counts.refreshToken).toBe(0)
   const tabs = [page, second]
@@ -185,7 +192,8 @@ test('worker mode, two tabs: the second adopts the session, one refresh per stor
 
   await second.locator('#sign-out').click()
   for (const tab of tabs) await expect(tab.locator('#status-pill')).toHaveText('Signed out')
-  await expect(page.locator('#events')).toContainText('signed out in another tab')
+  // One session, one logout: every tab hears it as its own.
+  await expect(page.locator('#events')).toContainText('signed out; refresh token revoked')
   await expect.poll(() => demo.as.counts.revocations).toBe(1)
 })
 
@@ -208,6 +216,7 @@ for (const mode of ['worker', 'in-page'] as const) {
       const asks = ['getAccessToken', 'status', 'restore', 'dpopThumbprint', 'refresh', 'session', 'tokens', 'constructor', '__proto__', 'toString', 'issuer']
       const replies: unknown[] = []
       worker.addEventListener('message', (e: MessageEvent) => replies.push(e.data))
+      ;(worker as unknown as MessagePort).start?.()
       asks.forEach((m, n) => worker.postMessage({ i: 1000 + n, m, a: [] }))
       worker.postMessage({ i: 2000, m: 'fetch', a: [{ url: api + '/api/me', init: { headers: [] } }] })
       await new Promise((r) => setTimeout(r, 2000))
@@ -215,7 +224,7 @@ for (const mode of ['worker', 'in-page'] as const) {
     }, demo.api.origin)
     if (mode == 'worker') {
       expect(answers.length).toBeGreaterThanOrEqual(12)
-      expect(answers.join('\n')).toContain('getAccessToken: not a method')
+      expect(answers.join('\n')).toContain('message refused: not a method')
       expect(found(answers.join('\n'), tokens.all())).toEqual([])
     }
 

@@ -17,6 +17,8 @@ export type LatchkeyErrorCode =
   | 'login_error'
   | 'retry_later'
   | 'unsupported'
+  | 'invalid_message'
+  | 'worker_error'
 
 /** What an error may carry besides its message. */
 export interface LatchkeyErrorOptions {

@@ -24,9 +24,14 @@ export function createEvents() {
     set.add(listener)
     return () => void set.delete(listener)
   }
-  const warn = (code: string, message = code.replace(/_/g, ' ')) => emit('warning', { code, message })
-  return { emit, on, warn }
+  return { emit, on }
 }
+
+/** Emits a `warning` (something degraded without failing); the message is the code in words. */
+export const warner =
+  (emit: Emit) =>
+  (code: string, message = code.replace(/_/g, ' ')) =>
+    emit('warning', { code, message })
 
 /**
  * Runs one token request measured as `m`, emitted as it starts (before any await, so that a

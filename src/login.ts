@@ -2,7 +2,8 @@ import { LoginError } from './errors.js'
 import type { AuthorizationParameters, LoginStore } from './types.js'
 import { checkURL, here, invalid, random, sha256, type WebCrypto } from './util.js'
 
-const PREFIX = 'latchkey:login:'
+/** Where a login in progress waits in the login store: this, then its `state`. */
+export const PREFIX = 'latchkey:login:'
 
 /** What the authorization response is checked against (RFC 9207). */
 export interface IssuerCheck {

@@ -1,6 +1,6 @@
 import { browserCrossTab, localCrossTab, type CrossTab } from './crosstab.js'
 import { createDPoP, type DPoPSigner } from './dpop.js'
-import { createEvents, measured } from './events.js'
+import { createEvents, measured, warner } from './events.js'
 import { createAuthorizedFetch } from './fetch.js'
 import { indexedDBKeyStore, memoryKeyStore, type KeyStore } from './keystore.js'
 import { authorizationRequest, redirectResult } from './login.js'
@@ -31,7 +31,8 @@ import { createVault } from './vault.js'
 export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const config = resolveOptions(options)
   const { clientId, tokenEndpoint, revocationEndpoint } = config
-  const { emit, on, warn } = createEvents()
+  const { emit, on } = createEvents()
+  const warn = warner(emit)
   const send: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init)
   const tabs: CrossTab =
     typeof options.crossTab == 'object'

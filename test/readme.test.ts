@@ -5,16 +5,18 @@ import { describe, expect, it } from 'vitest'
 
 const root = new URL('..', import.meta.url)
 const readme = readFileSync(new URL('README.md', root), 'utf8')
-const blocks = [...readme.matchAll(/<!-- compiled by [^:]*: (test\/types\/consumer\/[\w.]+) -->\n```tsx?\n([\s\S]*?)```/g)].map(
+const blocks = [...readme.matchAll(/<!-- compiled by [^:]*: (test\/types\/consumer\/[\w.-]+) -->\n```tsx?\n([\s\S]*?)```/g)].map(
   ([, file, code]) => ({ file: file!, code: code! }),
 )
 
 describe('README examples', () => {
-  it('marks the Use example, the ky 1 and ky 2 examples and the React and Vue examples as compiled', () => {
+  it('marks the Use example, the ky 1 and ky 2 examples, worker mode and the React and Vue examples as compiled', () => {
     expect(blocks.map((b) => b.file)).toEqual([
       'test/types/consumer/use.ts',
       'test/types/consumer/ky1.ts',
       'test/types/consumer/ky2.ts',
+      'test/types/consumer/auth-worker.ts',
+      'test/types/consumer/worker-page.ts',
       'test/types/consumer/react.tsx',
       'test/types/consumer/vue.ts',
     ])

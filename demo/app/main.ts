@@ -43,7 +43,8 @@ function errorText(error: unknown): string {
 
 const config = (await (await fetch('/config.json')).json()) as DemoConfig
 
-const persist = localStorage.getItem(PERSIST_PREFERENCE) === 'on'
+// Worker mode refuses persist: its key would sit in IndexedDB, in this page's reach.
+const persist = new URLSearchParams(location.search).get('mode') !== 'worker' && localStorage.getItem(PERSIST_PREFERENCE) === 'on'
 
 const options: TokenManagerOptions = {
   clientId: config.clientId,
@@ -60,21 +61,35 @@ const options: TokenManagerOptions = {
   fetch: observedFetch,
 }
 
-// Worker mode (/?mode=worker): the same app and the same options, with the session in
-// auth-worker.js (which reads the options from its URL, all but `fetch`); this page gets a handle
-// and never a token. The nonce challenges the worker answers are not shown in this mode.
-const workerMode = new URLSearchParams(location.search).get('mode') === 'worker'
-const home = workerMode ? '/?mode=worker' : '/'
-const redirectUri = workerMode ? `${config.redirectUri}?mode=worker` : config.redirectUri
+// Worker mode (/?mode=worker): the same app and the same options (all but `fetch` and `persist`),
+// with the session in auth-worker.js, which reads them from its URL; this page gets a handle and
+// never a token. A SharedWorker holds one session for every tab in worker mode; where there is
+// none (or with &worker=dedicated) each tab has a dedicated Worker and a session of its own. The
+// nonce challenges the worker answers are not shown in this mode.
+const query = new URLSearchParams(location.search)
+const workerMode = query.get('mode') === 'worker'
+const shared = workerMode && query.get('worker') !== 'dedicated' && typeof SharedWorker === 'function'
+const home = workerMode ? `/?mode=worker${shared ? '' : '&worker=dedicated'}` : '/'
+const redirectUri = workerMode ? `${config.redirectUri}${home.slice(1)}` : config.redirectUri
 
-const tm = workerMode
-  ? connectTokenManager(new Worker(`/auth-worker.js?${new URLSearchParams({ options: JSON.stringify(options) })}`, { type: 'module' }))
-  : createTokenManager(options)
+function connectWorker() {
+  const { fetch: _inPageOnly, persist: _refusedInWorkers, ...workerOptions } = options
+  const script = `/auth-worker.js?${new URLSearchParams({ options: JSON.stringify(workerOptions) })}`
+  // extendedLifetime (read by Chromium only; userAgentData is Chromium's too) keeps the
+  // SharedWorker, and so its key, alive while this tab visits the authorization server: the code
+  // can then be bound to the key (dpop_jkt). Elsewhere PKCE binds the code.
+  const workerOutlivesLogin = 'userAgentData' in navigator
+  if (shared) return connectTokenManager(new SharedWorker(script, { type: 'module', name: 'latchkey', extendedLifetime: true } as WorkerOptions), { workerOutlivesLogin })
+  return connectTokenManager(new Worker(script, { type: 'module' }))
+}
 
-$('mode-name').textContent = workerMode ? 'Worker mode' : 'In-page mode'
+const tm = workerMode ? connectWorker() : createTokenManager(options)
+
+$('mode-name').textContent = workerMode ? (shared ? 'Worker mode (SharedWorker)' : 'Worker mode (dedicated Worker)') : 'In-page mode'
 $('mode-switch').textContent = workerMode ? 'Switch to in-page mode' : 'Switch to worker mode'
 $('mode-switch').setAttribute('href', workerMode ? '/' : '/?mode=worker')
 $('mode-note').hidden = !workerMode
+$('mode-where').textContent = shared ? 'a SharedWorker, one session for every tab in worker mode' : 'a dedicated worker, one session for this tab'
 
 // The demo's own messages between its tabs (never a token): "Expire now" and storage changes.
 const demoChannel = new BroadcastChannel('latchkey-demo')
@@ -425,7 +440,12 @@ persistToggle.addEventListener('change', () => {
   else localStorage.removeItem(PERSIST_PREFERENCE)
   location.reload()
 })
-$('reload-note').textContent = persist
+persistToggle.disabled = workerMode
+$('reload-note').textContent = workerMode
+  ? shared
+    ? "The session lives in the SharedWorker's memory only (nothing of it in IndexedDB or any other storage): every tab in worker mode shares it, and it ends with the worker, which the browser stops once no tab has used it for a while."
+    : "The session lives in this tab's worker's memory only (nothing of it in IndexedDB or any other storage): another tab signs in on its own, and a sign-out in one signs out all."
+  : persist
   ? 'This browser keeps the session: the DPoP-bound refresh token is stored encrypted under a non-extractable key, so reloading the last tab keeps you signed in. Access tokens stay in memory.'
   : "Tokens live in this tab's memory: reloading the last tab signs you out. A second tab joins the session without storing anything."
 
@@ -529,6 +549,7 @@ if (!redirected) {
     const ms = Math.round(performance.now() - started)
     if (!restored) log('session', `no session to restore (${ms} ms)`)
     else if (lastTokensReason === 'tab') log('tokens', `session adopted from another tab in ${ms} ms`)
+    else if (shared) log('tokens', `session joined in the SharedWorker in ${ms} ms`)
     else log('tokens', `session restored from this browser's encrypted refresh token in ${ms} ms`)
   } catch (error) {
     log('warning', `restore: ${errorText(error)}`)

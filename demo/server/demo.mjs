@@ -62,8 +62,8 @@ export async function startDemo({
       requireNonce,
       resource: api.origin,
       moreResources: { [billing.origin]: 'billing:read' },
-      // The same page in both modes: in-page (/) and worker mode (/?mode=worker).
-      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`, ...extra.map((e) => e.redirectUri)],
+      // The same page in every mode: in-page (/), worker mode with a SharedWorker (/?mode=worker) or a dedicated one.
+      redirectUris: [`${app.origin}/`, `${app.origin}/?mode=worker`, `${app.origin}/?mode=worker&worker=dedicated`, ...extra.map((e) => e.redirectUri)],
       corsOrigins: origins,
     })
     started.push(as)
