@@ -48,7 +48,8 @@ test('sign in, call, expire, second tab, sign out: every panel tells the truth',
   await second.goto(demo.appUrl)
   await expectText(second, '#status-pill', 'Signed in')
   await expectContains(second, COUNTDOWN, 'access token left')
-  await shot(second, testInfo, 'second-tab')
+  // WebKitGTK takes no screenshot of a tab behind another: WebDriver's command never answers.
+  if (engine.name !== 'webkit') await shot(second, testInfo, 'second-tab')
 
   // "Expire now": the countdown says so at once, in both tabs, and that the next call refreshes.
   await runAction(page, 'expire')
@@ -109,11 +110,17 @@ test.describe('with 3 s access tokens', () => {
   })
 })
 
-test('the Back button after sign-in, and a reused sign-in response, explain themselves', async ({ tab, demo }) => {
+test('the Back button after sign-in, and a reused sign-in response, explain themselves', async ({ tab, engine, demo }) => {
   await signIn(tab, demo)
   // Sign-in replaced the signed-out page's history entry: Back goes to the used sign-in page.
   await tab.goBack()
   await waitForURL(tab, (url) => url.origin === demo.as.issuer)
+  if (engine.name === 'webkit') {
+    // WebKit shows the used sign-in page again from its back-forward cache (its `no-store`
+    // notwithstanding); submitting it reaches the server, which explains.
+    await expectText(tab, 'h1', 'Sign in')
+    await tab.click('button[type=submit]')
+  }
   await expectText(tab, 'h1', 'This sign-in has ended')
   await expectContains(tab, 'body', 'invalid_request', { not: true })
   expect(await text(tab, 'a')).toBe('Back to the demo app')
