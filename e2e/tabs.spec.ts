@@ -53,7 +53,7 @@ async function untilRestarted(tab: EnginePage, act: () => Promise<void>): Promis
   await tab.evaluate(() => void Object.defineProperty(globalThis, '__e2eOldDocument', { value: true }))
   await act()
   await tab.waitForFunction(() =>
-    !('__e2eOldDocument' in globalThis) && document.getElementById('status-pill')?.dataset['state'] !== 'loading')
+    !('__e2eOldDocument' in globalThis) && document.getElementById('status-pill')?.dataset['state'] !== 'loading', undefined, { timeout: 20_000 })
 }
 
 /** Switches the demo's "Keep me signed in after a reload" preference (the page reloads). */
