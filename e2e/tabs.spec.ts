@@ -150,8 +150,9 @@ async function stormAllTabs(tabs: EnginePage[], size: number): Promise<string[]>
   // One round trip per tab, all sent together: the batches start within a few milliseconds.
   await Promise.all(tabs.map((tab) => tab.dispatchClick('#call-many')))
   const results: string[] = []
+  // A generous ceiling: with two browsers on two busy cores, 200 calls can take a while.
   for (const tab of tabs) {
-    await expectEnabled(tab, '#call-many', { timeout: 20_000 })
+    await expectEnabled(tab, '#call-many', { timeout: 45_000 })
     results.push((await text(tab, '#result')) ?? '')
   }
   return results
