@@ -12,7 +12,7 @@ const shot = (tab: EnginePage, testInfo: TestInfo, name: string) =>
 
 const COUNTDOWN = '#session .countdown-row'
 
-test('sign in, call, expire, second tab, sign out: every panel tells the truth', async ({ tab: page, engine, demo, tokens }, testInfo) => {
+test('sign in, call, expire, second tab, sign out: every panel tells the truth', { tag: '@once' }, async ({ tab: page, engine, demo, tokens }, testInfo) => {
   test.setTimeout(120_000)
   await signIn(page, demo)
   // The authorization server's nonce challenge on the code exchange (RFC 9449 §8).
@@ -73,7 +73,7 @@ test('sign in, call, expire, second tab, sign out: every panel tells the truth',
   await shot(page, testInfo, 'sign-out')
 })
 
-test('sign-out clears the storage panel once logout() resolved, in every tab', { tag: '@init-script' }, async ({ tab: page, engine, demo }) => {
+test('sign-out clears the storage panel once logout() resolved, in every tab', { tag: ['@init-script', '@once'] }, async ({ tab: page, engine, demo }) => {
   // No periodic re-reads in this test: only the reads that sign-out itself causes can clear the panel.
   const second = await engine.newPage()
   for (const tab of [page, second]) {
@@ -99,7 +99,7 @@ test('sign-out clears the storage panel once logout() resolved, in every tab', {
 test.describe('with 3 s access tokens', () => {
   test.use({ demoOptions: { accessTokenTTL: 3 } })
 
-  test('an expired token says the next call refreshes, and the call does', async ({ tab, demo }) => {
+  test('an expired token says the next call refreshes, and the call does', { tag: '@once' }, async ({ tab, demo }) => {
     await signIn(tab, demo)
     await expectText(tab, COUNTDOWN, /expired:\s*the next call refreshes/, { timeout: 5_000 })
     await expectText(tab, '#status-pill', 'Signed in')

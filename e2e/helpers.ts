@@ -7,6 +7,9 @@ import { expect, type Demo, type EnginePage } from './fixtures.js'
 /** Polls quickly at first: every probe is one round trip to the browser. */
 const POLL = { intervals: [50, 100, 250, 500] }
 
+/** A probe made while the tab may be navigating (the page's realm goes away): a miss, not a failure. */
+const orElse = <R>(probe: Promise<R>, fallback: R): Promise<R> => probe.catch(() => fallback)
+
 /** An element's text with whitespace collapsed (as Playwright's text assertions read it); null without one. */
 export const text = (tab: EnginePage, selector: string): Promise<string | null> =>
   tab.evaluate((s) => document.querySelector(s)?.textContent?.replace(/\s+/g, ' ').trim() ?? null, selector)
@@ -36,7 +39,7 @@ export const texts = (tab: EnginePage, selector: string): Promise<string[]> =>
 
 /** Waits until the element's whole text is `expected` (or matches it). */
 export async function expectText(tab: EnginePage, selector: string, expected: string | RegExp, options: { timeout?: number } = {}): Promise<void> {
-  const poll = expect.poll(() => text(tab, selector), { ...POLL, ...options, message: `text of ${selector}` })
+  const poll = expect.poll(() => orElse(text(tab, selector), null), { ...POLL, ...options, message: `text of ${selector}` })
   await (typeof expected === 'string' ? poll.toBe(expected) : poll.toMatch(expected))
 }
 
@@ -44,27 +47,29 @@ export async function expectText(tab: EnginePage, selector: string, expected: st
 export async function expectContains(tab: EnginePage, selector: string, expected: string | RegExp, options: { timeout?: number; not?: boolean } = {}): Promise<void> {
   const { not = false, ...rest } = options
   const matches = async () => {
-    const value = (await text(tab, selector)) ?? ''
-    return typeof expected === 'string' ? value.includes(expected) : expected.test(value)
+    const value = await orElse(text(tab, selector), undefined)
+    // A probe that missed (the tab navigating) counts against what is expected, either way.
+    if (value === undefined) return not
+    return typeof expected === 'string' ? (value ?? '').includes(expected) : expected.test(value ?? '')
   }
   await expect.poll(matches, { ...POLL, ...rest, message: `${selector} ${not ? 'without' : 'containing'} ${String(expected)}` }).toBe(!not)
 }
 
 export async function expectAttribute(tab: EnginePage, selector: string, name: string, expected: string, options: { timeout?: number } = {}): Promise<void> {
-  await expect.poll(() => attribute(tab, selector, name), { ...POLL, ...options, message: `${selector}[${name}]` }).toBe(expected)
+  await expect.poll(() => orElse(attribute(tab, selector, name), null), { ...POLL, ...options, message: `${selector}[${name}]` }).toBe(expected)
 }
 
 export async function expectVisible(tab: EnginePage, selector: string, visible = true, options: { timeout?: number } = {}): Promise<void> {
-  await expect.poll(() => isVisible(tab, selector), { ...POLL, ...options, message: `${selector} ${visible ? 'visible' : 'hidden'}` }).toBe(visible)
+  await expect.poll(() => orElse(isVisible(tab, selector), !visible), { ...POLL, ...options, message: `${selector} ${visible ? 'visible' : 'hidden'}` }).toBe(visible)
 }
 
 export async function expectEnabled(tab: EnginePage, selector: string, options: { timeout?: number } = {}): Promise<void> {
-  await expect.poll(() => isEnabled(tab, selector), { ...POLL, ...options, message: `${selector} enabled` }).toBe(true)
+  await expect.poll(() => orElse(isEnabled(tab, selector), false), { ...POLL, ...options, message: `${selector} enabled` }).toBe(true)
 }
 
 /** Waits until the tab's address is one that `predicate` accepts. */
 export async function waitForURL(tab: EnginePage, predicate: (url: URL) => boolean, timeout = 10_000): Promise<URL> {
-  await expect.poll(async () => predicate(new URL(await tab.url())), { ...POLL, timeout, message: 'the tab\'s URL' }).toBe(true)
+  await expect.poll(() => orElse(tab.url().then((url) => predicate(new URL(url))), false), { ...POLL, timeout, message: 'the tab\'s URL' }).toBe(true)
   return new URL(await tab.url())
 }
 

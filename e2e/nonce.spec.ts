@@ -19,7 +19,7 @@ test('DPoP nonce challenges from the AS and the API are each answered once', asy
   expect(demo.api.counts.ok).toBe(3 + 1 + 20)
 })
 
-test('20 concurrent first calls, all challenged for a nonce, each retry once and succeed', async ({ tab, demo }) => {
+test('20 concurrent first calls, all challenged for a nonce, each retry once and succeed', { tag: '@once' }, async ({ tab, demo }) => {
   await signIn(tab, demo)
   // No API call yet: every one of the 20 requests goes out without the API's nonce.
   const { state, text } = await runAction(tab, 'call-many')
@@ -34,7 +34,7 @@ test('20 concurrent first calls, all challenged for a nonce, each retry once and
 test.describe('with nonces switched off', () => {
   test.use({ demoOptions: { requireNonce: false } })
 
-  test('no challenge is sent and calls succeed', async ({ tab, demo }) => {
+  test('no challenge is sent and calls succeed', { tag: '@once' }, async ({ tab, demo }) => {
     await signIn(tab, demo)
     expect((await runAction(tab, 'call-api')).state).toBe('ok')
     expect(demo.as.counts.useDpopNonce).toBe(0)

@@ -8,7 +8,10 @@ import type { EngineName } from './engines/index.js'
 // starts). How to write such a test: the comment at the top of ./engines/types.ts.
 //
 // Tags name what a test needs beyond the adapter; each project leaves out what its driver lacks.
-const CHROMIUM_ONLY = ['@cdp', '@intercept', '@offline']
+// @once: run in Chromium only, to keep `npm test` within its time on two cores: no browser at all,
+// or more of what the all-engine tests already cover (more concurrent calls, more tab races, the
+// demo's panels); the README's browser-support table lists what runs where.
+const CHROMIUM_ONLY = ['@cdp', '@intercept', '@offline', '@once']
 const leaveOut = (...tags: string[]) => new RegExp(tags.join('|'))
 const engine = (engineName: EngineName) => ({ engineName, viewport: { width: 1280, height: 900 } })
 
@@ -29,7 +32,7 @@ export default defineConfig<{ engineName: EngineName }>({
     { name: 'chromium', use: engine('chromium') },
     // The main flow again as a phone: Pixel 7 viewport, touch, mobile UA, isMobile.
     { name: 'phone', testMatch: /main-flow\.spec\.ts/, use: { ...devices['Pixel 7'], engineName: 'chromium' } },
-    { name: 'firefox', use: engine('firefox'), grepInvert: leaveOut(...CHROMIUM_ONLY, '@no-browser') },
-    { name: 'webkit', use: engine('webkit'), grepInvert: leaveOut(...CHROMIUM_ONLY, '@init-script', '@no-browser') },
+    { name: 'firefox', use: engine('firefox'), grepInvert: leaveOut(...CHROMIUM_ONLY) },
+    { name: 'webkit', use: engine('webkit'), grepInvert: leaveOut(...CHROMIUM_ONLY, '@init-script') },
   ],
 })

@@ -19,7 +19,7 @@ test.describe('with 4-second access tokens', () => {
     await expectText(tab, '#refresh-count', '1')
   })
 
-  test('20 concurrent calls after expiry cause exactly one refresh', async ({ tab, demo }) => {
+  test('20 concurrent calls after expiry cause exactly one refresh', { tag: '@once' }, async ({ tab, demo }) => {
     await signIn(tab, demo)
     // One call first, so the API's nonce is known and only the refresh is under test here.
     expect((await runAction(tab, 'call-api')).state).toBe('ok')
@@ -34,7 +34,7 @@ test.describe('with 4-second access tokens', () => {
   })
 })
 
-test('20 concurrent 401s cause exactly one refresh, then every request is retried once', async ({ tab, demo }) => {
+test('20 concurrent 401s cause exactly one refresh, then every request is retried once', { tag: '@once' }, async ({ tab, demo }) => {
   await signIn(tab, demo)
   expect((await runAction(tab, 'call-api')).state).toBe('ok')
   await runAction(tab, 'expire')

@@ -6,7 +6,7 @@ import { expectAttribute, expectContains, expectEnabled, attribute, signIn, slee
 test.describe('one access token per API', () => {
   test.use({ demoOptions: { accessTokenTTL: 8 } })
 
-  test('each API gets only tokens whose aud is itself; 50 calls to each after expiry make exactly 2 grants', async ({ tab, demo }) => {
+  test('each API gets only tokens whose aud is itself; 50 calls to each after expiry make exactly 2 grants', { tag: '@once' }, async ({ tab, demo }) => {
     const run = async (id: string) => {
       await tab.click(`#${id}`)
       await expectEnabled(tab, `#${id}`, { timeout: 20_000 })

@@ -186,7 +186,7 @@ test.describe('with 12-second access tokens', () => {
   test.use({ demoOptions: { accessTokenTTL: 12 } })
 
   for (const persist of [false, true]) {
-    test(`${TABS} tabs × ${BATCH} concurrent calls right after expiry: one refresh, no invalid_grant, all 200${persist ? ' (persistence on)' : ''}`, async ({ tab: page, engine, demo, tokens }) => {
+    test(`${TABS} tabs × ${BATCH} concurrent calls right after expiry: one refresh, no invalid_grant, all 200${persist ? ' (persistence on)' : ''}`, { tag: persist ? ['@once'] : [] }, async ({ tab: page, engine, demo, tokens }) => {
       if (persist) await setPersist(page, demo, true)
       const tabs = await signInWithTabs(page, engine, demo)
 
@@ -372,7 +372,7 @@ test('a background tab\'s visibilityState, as each engine reports it', async ({ 
   expect(states).toEqual(expected[engine.name])
 })
 
-test(`a Retry-After learnt in one tab holds back all ${TABS} tabs: the others send no token request until it passes`, async ({ tab: page, engine, demo, tokens }) => {
+test(`a Retry-After learnt in one tab holds back all ${TABS} tabs: the others send no token request until it passes`, { tag: '@once' }, async ({ tab: page, engine, demo, tokens }) => {
   const RETRY_AFTER = 8
   const tabs = await signInWithTabs(page, engine, demo)
   // One call per tab first, so each tab holds the API's DPoP nonce and only the refresh is under test.
@@ -519,7 +519,7 @@ test.describe('persistence', () => {
     expect((await dumpOriginStorage(page)).text).not.toMatch(/rt:spa@/)
   })
 
-  test(`on: ${TABS} tabs opened at once after the last one closed restore the session with one refresh`, async ({ tab: page, engine, demo, tokens }) => {
+  test(`on: ${TABS} tabs opened at once after the last one closed restore the session with one refresh`, { tag: '@once' }, async ({ tab: page, engine, demo, tokens }) => {
     await setPersist(page, demo, true)
     await signIn(page, demo)
     expect((await runAction(page, 'call-api')).state).toBe('ok')
@@ -541,7 +541,7 @@ test.describe('persistence', () => {
     await expectCleanStorage(tabs, tokens)
   })
 
-  test('on: a tab still reading the stored token when another tab restores adopts that session instead of refreshing again', { tag: '@init-script' }, async ({ tab: page, engine, demo, tokens }) => {
+  test('on: a tab still reading the stored token when another tab restores adopts that session instead of refreshing again', { tag: ['@init-script', '@once'] }, async ({ tab: page, engine, demo, tokens }) => {
     // The same race as above, made deterministic: tab B reads the persisted refresh token slowly
     // (its AES-GCM decrypt is held back), and tab A restores the session meanwhile.
     await setPersist(page, demo, true)
@@ -574,7 +574,7 @@ test.describe('persistence', () => {
     await expectCleanStorage([slow, fast], tokens)
   })
 
-  test('on: a tab restoring from storage just after another tab did takes that tab\'s tokens instead of spending the stored refresh token again', { tag: '@init-script' }, async ({ tab: page, engine, demo, tokens }) => {
+  test('on: a tab restoring from storage just after another tab did takes that tab\'s tokens instead of spending the stored refresh token again', { tag: ['@init-script', '@once'] }, async ({ tab: page, engine, demo, tokens }) => {
     // Forced order: tab B finds no tab holding a session; tab A restores (refresh, store, announce);
     // only then does B read the stored refresh token, which is now the one A's refresh stored, and B
     // learns of A's tokens only after that (its DPoP key loads slowly).
@@ -613,7 +613,7 @@ test.describe('persistence', () => {
     await expectCleanStorage([late, first], tokens)
   })
 
-  test('off: reloading the only tab asks for sign-in', async ({ tab: page, demo, tokens }) => {
+  test('off: reloading the only tab asks for sign-in', { tag: '@once' }, async ({ tab: page, demo, tokens }) => {
     await setPersist(page, demo, false)
     await signIn(page, demo)
     await expectText(page, '#persistence', 'signs you out')

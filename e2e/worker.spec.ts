@@ -126,7 +126,7 @@ test('worker mode: sign in, call the API with DPoP, recover from a rejected toke
 test.describe('with 4-second access tokens', () => {
   test.use({ demoOptions: { accessTokenTTL: 4 } })
 
-  test('worker mode: after the access token expires, the next call refreshes exactly once', async ({ tab, demo }) => {
+  test('worker mode: after the access token expires, the next call refreshes exactly once', { tag: '@once' }, async ({ tab, demo }) => {
     await signIn(tab, demo, workerUrl(demo))
     expect((await runAction(tab, 'call-api')).state).toBe('ok')
     await expectAttribute(tab, '#session .countdown', 'data-state', 'due', { timeout: 10_000 })

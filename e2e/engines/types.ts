@@ -23,9 +23,19 @@
  *     `@offline`      switching the network off and on: Chromium only
  *     `@init-script`  `addInitScript` (a script before the page's own): Chromium and Firefox; WebDriver
  *                     classic, which drives WebKit here, has none
- *     `@no-browser`   talks to the servers from Node only: run once, in the Chromium project
+ *     `@once`         Chromium only, for the time budget of `npm test`: no browser at all, or more
+ *                     of what the tests that run everywhere already cover. Leave it off a new test
+ *                     unless the suite runs out of time; never put it on an engine difference.
  * - Where engines differ by design (not by driver), the test branches on `engine.name` and says so;
  *   the README's browser-support table lists those differences.
+ * - A hostile script that must run before the app (a spy on fetch, a replaced Worker constructor):
+ *   `tab.addInitScript(fn, arg)` before `tab.goto`, tag `@init-script`. What reads memory through
+ *   the DevTools protocol (a heap snapshot) gets the Playwright page with `playwrightOf(tab)`, tag `@cdp`.
+ * - Driver traits to know: WebKit's WebDriver drives one window at a time, so commands to several
+ *   tabs queue (a `Promise.all` over tabs still works, one command after another); it takes no
+ *   screenshot of a tab behind another (the command never answers); its tabs from `newPage()` open
+ *   behind the first. Firefox's background tabs are `hidden` and their timers throttled.
+ * - Run one engine: `npx playwright test -c e2e/playwright.config.ts --project=webkit e2e/x.spec.ts`.
  */
 export type EngineName = 'chromium' | 'firefox' | 'webkit'
 
