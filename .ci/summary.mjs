@@ -22,5 +22,23 @@ if (e2e?.stats) {
   passed += e2e.stats.expected + e2e.stats.flaky
   failed += e2e.stats.unexpected
   skipped += e2e.stats.skipped
+  // One line per Playwright project (an engine, or Chromium as a phone): every engine is counted above.
+  const perProject = new Map()
+  const walk = (suite) => {
+    for (const spec of suite.specs ?? []) {
+      for (const test of spec.tests ?? []) {
+        const counts = perProject.get(test.projectName) ?? { passed: 0, failed: 0, skipped: 0 }
+        if (test.status === 'expected' || test.status === 'flaky') counts.passed += 1
+        else if (test.status === 'skipped') counts.skipped += 1
+        else counts.failed += 1
+        perProject.set(test.projectName, counts)
+      }
+    }
+    for (const child of suite.suites ?? []) walk(child)
+  }
+  for (const suite of e2e.suites ?? []) walk(suite)
+  for (const [project, counts] of perProject) {
+    console.log(`e2e ${project}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`)
+  }
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)

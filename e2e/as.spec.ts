@@ -2,9 +2,10 @@ import { decodeJwt } from 'jose'
 import { expect, test } from './fixtures.js'
 import { createNodeClient } from './helpers.js'
 
-// The authorization server on its own, driven from Node: the guarantees the SDK relies on.
+// The authorization server on its own, driven from Node: the guarantees the SDK relies on. No browser
+// is involved: these run once, in the Chromium project (@once).
 
-test('tokens are DPoP-bound JWTs for the API; refresh tokens rotate; reuse of an old one revokes the grant', async ({ demo }) => {
+test('tokens are DPoP-bound JWTs for the API; refresh tokens rotate; reuse of an old one revokes the grant', { tag: '@once' }, async ({ demo }) => {
   const client = await createNodeClient(demo)
   const first = await client.signIn()
   expect(first['token_type']).toBe('DPoP')
@@ -29,7 +30,7 @@ test('tokens are DPoP-bound JWTs for the API; refresh tokens rotate; reuse of an
   expect(demo.as.counts.invalidGrant).toBe(2)
 })
 
-test('a refresh token bound to one DPoP key is refused with another', async ({ demo }) => {
+test('a refresh token bound to one DPoP key is refused with another', { tag: '@once' }, async ({ demo }) => {
   const owner = await createNodeClient(demo)
   const tokens = await owner.signIn()
   const thief = await createNodeClient(demo)

@@ -1,14 +1,14 @@
 import { expect, test } from './fixtures.js'
-import { runAction, signIn } from './helpers.js'
+import { runAction, signIn, text } from './helpers.js'
 
-test('the DPoP private key cannot be exported from the page', async ({ page, demo }) => {
-  await signIn(page, demo)
-  expect((await runAction(page, 'call-api')).state).toBe('ok')
-  const shown = (await page.locator('#thumbprint').textContent())?.trim()
+test('the DPoP private key cannot be exported from the page', async ({ tab, demo }) => {
+  await signIn(tab, demo)
+  expect((await runAction(tab, 'call-api')).state).toBe('ok')
+  const shown = await text(tab, '#thumbprint')
 
   // Look in every IndexedDB store for private CryptoKeys (alone or in a CryptoKeyPair) and try
   // to export each one the ways WebCrypto offers.
-  const keys = await page.evaluate(async () => {
+  const keys = await tab.evaluate(async () => {
     const request = <T>(req: IDBRequest<T>) =>
       new Promise<T>((resolve, reject) => {
         req.onsuccess = () => resolve(req.result)

@@ -1,10 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test as base, chromium, expect, type BrowserContext, type Page } from 'playwright/test'
+import { test as base, expect } from 'playwright/test'
 import { startDemo } from '../demo/server/demo.mjs'
+import { launch, type EngineBrowser, type EngineName, type EnginePage } from './engines/index.js'
 
 export { expect }
+export type { EngineBrowser, EngineName, EnginePage }
 
 export type Demo = Awaited<ReturnType<typeof startDemo>>
 
@@ -13,33 +15,25 @@ export interface DemoOptions {
   requireNonce?: boolean
 }
 
-/** Every token string the authorization server handed to the page, read from its responses. */
-export interface CapturedTokens {
+/** Every token string the authorization server issued during the test, read on the server itself. */
+export interface IssuedTokens {
   access: Set<string>
   refresh: Set<string>
-  /** Waits until every token response seen so far has been read. */
-  settled(): Promise<void>
 }
 
-// Without the networking flags Chromium stalls on refused background connections here.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-
+// How to write a test for every engine: see the comment at the top of ./engines/types.ts.
 export const test = base.extend<{
   demoOptions: DemoOptions
   demo: Demo
-  userDataDir: string
-  tokens: CapturedTokens
+  dataDir: string
+  engineName: EngineName
+  launched: { engine: EngineBrowser; tab: EnginePage }
+  engine: EngineBrowser
+  tab: EnginePage
+  tokens: IssuedTokens
 }>({
   demoOptions: [{}, { option: true }],
+  engineName: ['chromium', { option: true }],
 
   demo: async ({ demoOptions }, use) => {
     const demo = await startDemo(demoOptions)
@@ -47,49 +41,41 @@ export const test = base.extend<{
     await demo.stop()
   },
 
-  userDataDir: async ({}, use) => {
+  dataDir: async ({}, use) => {
     const dir = await mkdtemp(join(tmpdir(), 'latchkey-e2e-'))
     await use(dir)
-    await rm(dir, { recursive: true, force: true })
+    // A browser's helper processes may still be writing caches for a moment after it closed.
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 })
   },
 
-  // A fresh persistent profile per test, so IndexedDB, cookies and history start empty and can
-  // be read back from disk afterwards.
-  context: async ({ userDataDir, viewport, userAgent, isMobile, hasTouch, deviceScaleFactor }, use) => {
-    const context: BrowserContext = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: '/usr/bin/chromium',
-      args: CHROMIUM_ARGS,
-      viewport,
-      isMobile,
-      hasTouch,
-      ...(userAgent ? { userAgent } : {}),
-      ...(deviceScaleFactor ? { deviceScaleFactor } : {}),
+  // A fresh profile per test, so IndexedDB, cookies and history start empty and can be read back
+  // from disk afterwards. The phone project's device options reach Chromium only.
+  launched: async ({ engineName, dataDir, viewport, userAgent, isMobile, hasTouch, deviceScaleFactor }, use, testInfo) => {
+    const launched = await launch(engineName, {
+      dataDir,
+      device: { viewport, isMobile, hasTouch, ...(userAgent ? { userAgent } : {}), ...(deviceScaleFactor ? { deviceScaleFactor } : {}) },
     })
-    await use(context)
-    await context.close()
+    await use(launched)
+    if (testInfo.status !== testInfo.expectedStatus) {
+      // What the first tab showed when the test failed (unless the test closed it or the browser).
+      const path = testInfo.outputPath('first-tab.png')
+      const shown = await Promise.all([launched.tab.url(), launched.tab.screenshot({ path })]).catch(() => undefined)
+      if (shown) await testInfo.attach('first tab', { path, contentType: 'image/png' })
+      if (shown) testInfo.annotations.push({ type: 'first tab', description: shown[0] })
+    }
+    await launched.engine.close()
   },
+  engine: async ({ launched }, use) => use(launched.engine),
+  tab: async ({ launched }, use) => use(launched.tab),
 
-  page: async ({ context }, use) => {
-    const page: Page = context.pages()[0] ?? (await context.newPage())
-    await use(page)
-  },
-
-  tokens: async ({ context, demo }, use) => {
+  tokens: async ({ demo }, use) => {
     const access = new Set<string>()
     const refresh = new Set<string>()
-    const pending: Promise<void>[] = []
-    context.on('response', (response) => {
-      if (response.url() !== demo.config.tokenEndpoint || response.request().method() !== 'POST') return
-      pending.push(
-        response.json().then(
-          (body: Record<string, unknown>) => {
-            if (typeof body['access_token'] === 'string') access.add(body['access_token'])
-            if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
-          },
-          () => undefined,
-        ),
-      )
+    demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
+      const body = ctx.body ?? {}
+      if (typeof body['access_token'] === 'string') access.add(body['access_token'])
+      if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
     })
-    await use({ access, refresh, settled: async () => void (await Promise.all(pending)) })
+    await use({ access, refresh })
   },
 })

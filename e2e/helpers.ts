@@ -2,37 +2,104 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
-import type { Locator, Page } from 'playwright/test'
-import { expect, test, type Demo } from './fixtures.js'
+import { expect, type Demo, type EnginePage } from './fixtures.js'
 
-/** Clicks, or taps under a touch profile (the phone project). */
-export async function press(locator: Locator): Promise<void> {
-  await (test.info().project.use.hasTouch ? locator.tap() : locator.click())
+/** Polls quickly at first: every probe is one round trip to the browser. */
+const POLL = { intervals: [50, 100, 250, 500] }
+
+/** A probe made while the tab may be navigating (the page's realm goes away): a miss, not a failure. */
+const orElse = <R>(probe: Promise<R>, fallback: R): Promise<R> => probe.catch(() => fallback)
+
+/** An element's text with whitespace collapsed (as Playwright's text assertions read it); null without one. */
+export const text = (tab: EnginePage, selector: string): Promise<string | null> =>
+  tab.evaluate((s) => document.querySelector(s)?.textContent?.replace(/\s+/g, ' ').trim() ?? null, selector)
+
+export const attribute = (tab: EnginePage, selector: string, name: string): Promise<string | null> =>
+  tab.evaluate(([s, n]) => document.querySelector(s)?.getAttribute(n) ?? null, [selector, name] as const)
+
+/** Rendered with a box and not `visibility: hidden`, as Playwright's `toBeVisible` means it. */
+export const isVisible = (tab: EnginePage, selector: string): Promise<boolean> =>
+  tab.evaluate((s) => {
+    const element = document.querySelector(s)
+    return !!element && element.getClientRects().length > 0 && getComputedStyle(element).visibility !== 'hidden'
+  }, selector)
+
+export const isEnabled = (tab: EnginePage, selector: string): Promise<boolean> =>
+  tab.evaluate((s) => {
+    const element = document.querySelector(s)
+    return !!element && !(element as HTMLButtonElement).disabled
+  }, selector)
+
+export const isChecked = (tab: EnginePage, selector: string): Promise<boolean> =>
+  tab.evaluate((s) => (document.querySelector(s) as HTMLInputElement | null)?.checked ?? false, selector)
+
+/** The texts (whitespace collapsed) of every element matching `selector`. */
+export const texts = (tab: EnginePage, selector: string): Promise<string[]> =>
+  tab.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent?.replace(/\s+/g, ' ').trim() ?? ''), selector)
+
+/** Waits until the element's whole text is `expected` (or matches it). */
+export async function expectText(tab: EnginePage, selector: string, expected: string | RegExp, options: { timeout?: number } = {}): Promise<void> {
+  const poll = expect.poll(() => orElse(text(tab, selector), null), { ...POLL, ...options, message: `text of ${selector}` })
+  await (typeof expected === 'string' ? poll.toBe(expected) : poll.toMatch(expected))
 }
+
+/** Waits until the element's text contains `expected` (or, with `not`, does not). */
+export async function expectContains(tab: EnginePage, selector: string, expected: string | RegExp, options: { timeout?: number; not?: boolean } = {}): Promise<void> {
+  const { not = false, ...rest } = options
+  const matches = async () => {
+    const value = await orElse(text(tab, selector), undefined)
+    // A probe that missed (the tab navigating) counts against what is expected, either way.
+    if (value === undefined) return not
+    return typeof expected === 'string' ? (value ?? '').includes(expected) : expected.test(value ?? '')
+  }
+  await expect.poll(matches, { ...POLL, ...rest, message: `${selector} ${not ? 'without' : 'containing'} ${String(expected)}` }).toBe(!not)
+}
+
+export async function expectAttribute(tab: EnginePage, selector: string, name: string, expected: string, options: { timeout?: number } = {}): Promise<void> {
+  await expect.poll(() => orElse(attribute(tab, selector, name), null), { ...POLL, ...options, message: `${selector}[${name}]` }).toBe(expected)
+}
+
+export async function expectVisible(tab: EnginePage, selector: string, visible = true, options: { timeout?: number } = {}): Promise<void> {
+  await expect.poll(() => orElse(isVisible(tab, selector), !visible), { ...POLL, ...options, message: `${selector} ${visible ? 'visible' : 'hidden'}` }).toBe(visible)
+}
+
+export async function expectEnabled(tab: EnginePage, selector: string, options: { timeout?: number } = {}): Promise<void> {
+  await expect.poll(() => orElse(isEnabled(tab, selector), false), { ...POLL, ...options, message: `${selector} enabled` }).toBe(true)
+}
+
+/** Waits until the tab's address is one that `predicate` accepts. */
+export async function waitForURL(tab: EnginePage, predicate: (url: URL) => boolean, timeout = 10_000): Promise<URL> {
+  await expect.poll(() => orElse(tab.url().then((url) => predicate(new URL(url))), false), { ...POLL, timeout, message: 'the tab\'s URL' }).toBe(true)
+  return new URL(await tab.url())
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Signs in through the real authorization server: the demo's button, then the one-click page.
  * `appUrl` picks the mode (`demo.appUrl + '?mode=worker'` for worker mode).
  */
-export async function signIn(page: Page, demo: Demo, appUrl = demo.appUrl): Promise<void> {
-  await page.goto(appUrl)
-  await press(page.locator('#sign-in'))
-  await page.waitForURL((url) => url.origin === demo.as.issuer && url.pathname.startsWith('/interaction/'))
-  await press(page.getByRole('button', { name: 'Continue as demo user' }))
-  await expect(page.locator('#session')).toBeVisible()
-  await expect(page.locator('#status-pill')).toHaveText('Signed in')
+export async function signIn(tab: EnginePage, demo: Demo, appUrl = demo.appUrl): Promise<void> {
+  await tab.goto(appUrl)
+  // The app wires its buttons before its startup (restore) ends, which the status pill shows; the
+  // load event can come first.
+  await expectText(tab, '#status-pill', 'Signed out')
+  await tab.click('#sign-in')
+  await waitForURL(tab, (url) => url.origin === demo.as.issuer && url.pathname.startsWith('/interaction/'))
+  await tab.waitForFunction(() => document.readyState === 'complete' && !!document.querySelector('button[type=submit]'))
+  await tab.click('button[type=submit]')
+  await expectVisible(tab, '#session')
+  await expectText(tab, '#status-pill', 'Signed in')
 }
 
 /**
  * Clicks one of the demo's action buttons and waits until the action has finished
  * (the button is enabled again), returning the result panel's state and text.
  */
-export async function runAction(page: Page, id: string): Promise<{ state: string | null; text: string }> {
-  const button = page.locator(`#${id}`)
-  await press(button)
-  await expect(button).toBeEnabled()
-  const result = page.locator('#result')
-  return { state: await result.getAttribute('data-state'), text: (await result.textContent()) ?? '' }
+export async function runAction(tab: EnginePage, id: string, options: { timeout?: number } = {}): Promise<{ state: string | null; text: string }> {
+  await tab.click(`#${id}`)
+  await expectEnabled(tab, `#${id}`, options)
+  return { state: await attribute(tab, '#result', 'data-state'), text: (await text(tab, '#result')) ?? '' }
 }
 
 /**
@@ -41,8 +108,8 @@ export async function runAction(page: Page, id: string): Promise<{ state: string
  * (request URLs and response bodies) and document.cookie. Bytes are decoded as UTF-8 so a token
  * stored as an ArrayBuffer is found too.
  */
-export async function dumpOriginStorage(page: Page): Promise<{ text: string; idbValues: number; areas: Record<string, number> }> {
-  return page.evaluate(async () => {
+export async function dumpOriginStorage(tab: EnginePage): Promise<{ text: string; idbValues: number; areas: Record<string, number> }> {
+  return tab.evaluate(async () => {
     const parts: string[] = []
     const areas: Record<string, number> = {}
     const decoder = new TextDecoder()
@@ -118,7 +185,7 @@ function fragments(token: string): string[] {
 }
 
 /**
- * Scans every file of a (closed) Chromium profile for fragments of the given tokens, as UTF-8
+ * Scans every file of a (closed) browser profile for fragments of the given tokens, as UTF-8
  * and as UTF-16LE (how Chromium keeps localStorage values). Returns `file: token-prefix` hits.
  */
 export async function scanProfile(dir: string, tokens: Iterable<string>): Promise<{ files: number; hits: string[] }> {

@@ -1,11 +1,10 @@
 import { expect, test } from './fixtures.js'
-import { createNodeClient, runAction, signIn } from './helpers.js'
+import { createNodeClient, expectText, expectVisible, runAction, signIn } from './helpers.js'
 
-test('sign-out revokes the refresh token at the authorization server', async ({ page, demo, tokens }) => {
-  await signIn(page, demo)
-  await runAction(page, 'expire')
-  expect((await runAction(page, 'call-api')).state).toBe('ok') // one rotation, so there is an old and a current token
-  await tokens.settled()
+test('sign-out revokes the refresh token at the authorization server', async ({ tab, demo, tokens }) => {
+  await signIn(tab, demo)
+  await runAction(tab, 'expire')
+  expect((await runAction(tab, 'call-api')).state).toBe('ok') // one rotation, so there is an old and a current token
   const refreshTokens = [...tokens.refresh]
   expect(refreshTokens).toHaveLength(2)
   const current = refreshTokens.at(-1)!
@@ -15,9 +14,9 @@ test('sign-out revokes the refresh token at the authorization server', async ({ 
   const grantId = before!.grantId
   expect(await demo.as.provider.Grant.find(grantId)).toBeTruthy()
 
-  await page.locator('#sign-out').click()
-  await expect(page.locator('#signed-out')).toBeVisible()
-  await expect(page.locator('#status-pill')).toHaveText('Signed out')
+  await tab.click('#sign-out')
+  await expectVisible(tab, '#signed-out')
+  await expectText(tab, '#status-pill', 'Signed out')
 
   // The page shows the sign-out at once; the revocation request completes after.
   await expect.poll(() => demo.as.counts.revocations).toBe(1)
@@ -31,7 +30,7 @@ test('sign-out revokes the refresh token at the authorization server', async ({ 
   expect(demo.as.counts.refreshToken).toBe(1)
 
   // Logout also deleted the DPoP key.
-  const keysLeft = await page.evaluate(async () => {
+  const keysLeft = await tab.evaluate(async () => {
     let count = 0
     for (const { name } of await indexedDB.databases()) {
       if (!name) continue

@@ -1,35 +1,34 @@
 import { expect, test } from './fixtures.js'
-import { press, signIn } from './helpers.js'
+import { expectAttribute, expectContains, expectEnabled, attribute, signIn, sleep, text } from './helpers.js'
 
 // Two APIs on their own origins, each with its own audience at the real authorization server
 // (oidc-provider, resource indicators): latchkey holds one token per API (RFC 8707).
 test.describe('one access token per API', () => {
   test.use({ demoOptions: { accessTokenTTL: 8 } })
 
-  test('each API gets only tokens whose aud is itself; 50 calls to each after expiry make exactly 2 grants', async ({ page, demo }) => {
-    const billingResult = page.locator('#billing-result')
+  test('each API gets only tokens whose aud is itself; 50 calls to each after expiry make exactly 2 grants', { tag: '@once' }, async ({ tab, demo }) => {
     const run = async (id: string) => {
-      await press(page.locator(`#${id}`))
-      await expect(page.locator(`#${id}`)).toBeEnabled({ timeout: 20_000 })
-      return billingResult.getAttribute('data-state')
+      await tab.click(`#${id}`)
+      await expectEnabled(tab, `#${id}`, { timeout: 20_000 })
+      return attribute(tab, '#billing-result', 'data-state')
     }
-    await signIn(page, demo)
-    await press(page.locator('#call-api'))
-    await expect(page.locator('#result')).toHaveAttribute('data-state', 'ok')
+    await signIn(tab, demo)
+    await tab.click('#call-api')
+    await expectAttribute(tab, '#result', 'data-state', 'ok')
     // the login's token was asked for the first API; the billing API's comes from one grant, on first use
     expect(demo.as.counts.refreshToken).toBe(0)
     expect(await run('call-billing')).toBe('ok')
     expect(demo.as.counts.refreshToken).toBe(1)
-    const invoices = JSON.parse((await billingResult.locator('pre').textContent()) ?? '{}')
+    const invoices = JSON.parse((await text(tab, '#billing-result pre')) ?? '{}')
     expect(invoices.aud).toBe(demo.billing.origin)
     expect(invoices.scope).toBe('billing:read')
 
     // both tokens expire (8 s); then a storm to both APIs at once
-    await page.waitForTimeout(8_500)
+    await sleep(8_500)
     const before = { ...demo.as.counts }
-    await page.locator('#batch-size').fill('50')
+    await tab.fill('#batch-size', '50')
     expect(await run('call-both-many')).toBe('ok')
-    await expect(billingResult).toContainText('API: 50/50 OK · billing API: 50/50 OK')
+    await expectContains(tab, '#billing-result', 'API: 50/50 OK · billing API: 50/50 OK')
     expect(demo.as.counts.refreshToken - before.refreshToken).toBe(2)
     expect(demo.as.counts.invalidGrant).toBe(0)
     expect(demo.as.counts.grantsRevoked).toBe(0)

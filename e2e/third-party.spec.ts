@@ -1,14 +1,14 @@
 import { expect, test } from './fixtures.js'
 import { runAction, signIn } from './helpers.js'
 
-test('tm.fetch to a non-allowed origin sends no Authorization and no DPoP header', async ({ page, demo }) => {
-  await signIn(page, demo)
+test('tm.fetch to a non-allowed origin sends no Authorization and no DPoP header', async ({ tab, demo }) => {
+  await signIn(tab, demo)
   // The allowed origin does get the token, so the check below is not vacuous.
-  expect((await runAction(page, 'call-api')).state).toBe('ok')
+  expect((await runAction(tab, 'call-api')).state).toBe('ok')
   expect(demo.api.counts.lastScheme).toBe('DPoP')
 
   demo.thirdParty.clear()
-  const { state, text } = await runAction(page, 'third-party')
+  const { state, text } = await runAction(tab, 'third-party')
   expect(state).toBe('ok')
   expect(text).toContain('No Authorization header arrived')
 

@@ -1,8 +1,9 @@
 import type { BrowserContext, Page } from 'playwright/test'
+import { playwrightOf } from './engines/index.js'
 import { expect, test, type Demo } from './fixtures.js'
-import { dumpOriginStorage, redact, runAction, signIn } from './helpers.js'
+import { dumpOriginStorage, expectAttribute, expectContains, expectEnabled, expectText, expectVisible, isChecked, redact, runAction, signIn, text } from './helpers.js'
 
-// Worker mode in real Chromium against the real authorization server: the demo at /?mode=worker
+// Worker mode in every engine against the real authorization server: the demo at /?mode=worker
 // runs its token manager in a module worker (demo/app/auth-worker.ts), and the page holds a handle.
 
 test.describe.configure({ mode: 'parallel' })
@@ -103,73 +104,75 @@ async function spyOnRequests(context: BrowserContext) {
   return (page: Page) => page.evaluate(() => (globalThis as unknown as { __spied: string[] }).__spied.join('\n'))
 }
 
-test('worker mode: sign in, call the API with DPoP, recover from a rejected token, sign out', async ({ page, demo }) => {
-  await signIn(page, demo, workerUrl(demo))
-  await expect(page.locator('#mode-name')).toHaveText('Worker mode (SharedWorker)')
-  await expect(page.locator('#mode-note')).toBeVisible()
+test('worker mode: sign in, call the API with DPoP, recover from a rejected token, sign out', async ({ tab, demo }) => {
+  await signIn(tab, demo, workerUrl(demo))
+  await expectText(tab, '#mode-name', 'Worker mode (SharedWorker)')
+  await expectVisible(tab, '#mode-note')
   expect(demo.as.counts.authorizationCode).toBe(1)
   // Back at /?mode=worker, without the code and state.
-  expect(new URL(page.url()).search).toBe('?mode=worker')
-  await expect(page.locator('#token-type')).toHaveText('DPoP')
+  expect(new URL(await tab.url()).search).toBe('?mode=worker')
+  await expectText(tab, '#token-type', 'DPoP')
 
-  expect((await runAction(page, 'call-api')).state).toBe('ok')
-  const me = JSON.parse((await page.locator('#result pre').textContent()) ?? '{}')
+  expect((await runAction(tab, 'call-api')).state).toBe('ok')
+  const me = JSON.parse((await text(tab, '#result pre')) ?? '{}')
   expect(me.sub).toBe('demo')
   expect(demo.api.counts.lastScheme).toBe('DPoP')
   // The key that signed the API's proofs is the worker's, the one the page shows.
-  await expect(page.locator('#thumbprint')).toHaveText(me.jkt)
+  await expectText(tab, '#thumbprint', me.jkt)
 
-  await runAction(page, 'expire')
-  expect((await runAction(page, 'call-api')).state).toBe('ok')
+  await runAction(tab, 'expire')
+  expect((await runAction(tab, 'call-api')).state).toBe('ok')
   expect(demo.api.counts.unauthorized.invalid_token).toBe(1)
   expect(demo.as.counts.refreshToken).toBe(1)
-  await expect(page.locator('#refresh-count')).toHaveText('1')
+  await expectText(tab, '#refresh-count', '1')
 
-  await page.locator('#sign-out').click()
-  await expect(page.locator('#status-pill')).toHaveText('Signed out')
+  await tab.click('#sign-out')
+  await expectText(tab, '#status-pill', 'Signed out')
   await expect.poll(() => demo.as.counts.revocations).toBe(1)
 })
 
 test.describe('with 4-second access tokens', () => {
   test.use({ demoOptions: { accessTokenTTL: 4 } })
 
-  test('worker mode: after the access token expires, the next call refreshes exactly once', async ({ page, demo }) => {
-    await signIn(page, demo, workerUrl(demo))
-    expect((await runAction(page, 'call-api')).state).toBe('ok')
-    await expect(page.locator('#session .countdown')).toHaveAttribute('data-state', 'due', { timeout: 10_000 })
+  test('worker mode: after the access token expires, the next call refreshes exactly once', { tag: '@once' }, async ({ tab, demo }) => {
+    await signIn(tab, demo, workerUrl(demo))
+    expect((await runAction(tab, 'call-api')).state).toBe('ok')
+    await expectAttribute(tab, '#session .countdown', 'data-state', 'due', { timeout: 10_000 })
     // (With one token per API, the first call itself got the API's token with a refresh_token grant.)
     const before = demo.as.counts.refreshToken
-    const generation = Number(await page.locator('#generation').textContent())
-    expect((await runAction(page, 'call-api')).state).toBe('ok')
+    const generation = Number(await text(tab, '#generation'))
+    expect((await runAction(tab, 'call-api')).state).toBe('ok')
     expect(demo.as.counts.refreshToken - before).toBe(1)
     expect(demo.as.counts.invalidGrant).toBe(0)
-    await expect(page.locator('#generation')).toHaveText(String(generation + 1))
+    await expectText(tab, '#generation', String(generation + 1))
   })
 })
 
-test('worker mode refuses persistence: the toggle is off and disabled; the session lives on in the SharedWorker across a reload, and nothing of it is stored', async ({ page, demo }) => {
-  await page.goto(demo.appUrl)
+test('worker mode refuses persistence: the toggle is off and disabled; the session lives on in the SharedWorker across a reload, and nothing of it is stored', async ({ tab, demo }) => {
+  await tab.goto(demo.appUrl)
   // Chosen in in-page mode, the preference does not reach worker mode.
-  await Promise.all([page.waitForEvent('load'), page.locator('#persist').click()])
-  await expect(page.locator('#persist')).toBeChecked()
-  await signIn(page, demo, workerUrl(demo))
-  await expect(page.locator('#persist')).not.toBeChecked()
-  await expect(page.locator('#persist')).toBeDisabled()
-  await expect(page.locator('#reload-note')).toContainText("the SharedWorker's memory only")
+  await tab.evaluate(() => void Object.defineProperty(globalThis, '__e2eOldDocument', { value: true }))
+  await tab.click('#persist')
+  await tab.waitForFunction(() => !('__e2eOldDocument' in globalThis) && document.getElementById('status-pill')?.dataset['state'] === 'out')
+  expect(await isChecked(tab, '#persist')).toBe(true)
+  await signIn(tab, demo, workerUrl(demo))
+  expect(await isChecked(tab, '#persist')).toBe(false)
+  expect(await tab.evaluate(() => (document.getElementById('persist') as HTMLInputElement).disabled)).toBe(true)
+  await expectContains(tab, '#reload-note', "the SharedWorker's memory only")
   // extendedLifetime keeps the worker, and the session in its memory, through the reload.
-  await page.reload()
-  await expect(page.locator('#status-pill')).toHaveText('Signed in')
+  await tab.reload()
+  await expectText(tab, '#status-pill', 'Signed in')
   expect(demo.as.counts.refreshToken).toBe(0)
-  const stored = await dumpOriginStorage(page)
+  const stored = await dumpOriginStorage(tab)
   expect(stored.idbValues).toBe(0)
 })
 
-test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ page, context, demo }) => {
+test('worker mode, two tabs: the second adopts the session, one refresh per storm, sign-out everywhere', async ({ tab: page, engine, demo }) => {
   await signIn(page, demo, workerUrl(demo))
-  const second = await context.newPage()
+  const second = await engine.newPage()
   await second.goto(workerUrl(demo))
-  await expect(second.locator('#status-pill')).toHaveText('Signed in')
-  await expect(second.locator('#events')).toContainText('session joined in the SharedWorker')
+  await expectText(second, '#status-pill', 'Signed in')
+  await expectContains(second, '#events', 'session joined in the SharedWorker')
   expect(demo.as.counts.authorizationCode).toBe(1)
   expect(demo.as.counts.refreshToken).toBe(0)
   const tabs = [page, second]
@@ -178,34 +181,36 @@ test('worker mode, two tabs: the second adopts the session, one refresh per stor
   // The API rejects every token so far: both tabs' 30 calls each get a 401 at about the same time.
   await runAction(page, 'expire')
   const before = { ...demo.as.counts }
-  for (const tab of tabs) await tab.locator('#batch-size').fill('30')
-  await Promise.all(tabs.map((tab) => tab.locator('#call-many').dispatchEvent('click')))
+  for (const tab of tabs) await tab.fill('#batch-size', '30')
+  await Promise.all(tabs.map((tab) => tab.dispatchClick('#call-many')))
   for (const tab of tabs) {
-    await expect(tab.locator('#call-many')).toBeEnabled({ timeout: 20_000 })
-    await expect(tab.locator('#result')).toHaveAttribute('data-state', 'ok')
+    await expectEnabled(tab, '#call-many', { timeout: 20_000 })
+    await expectAttribute(tab, '#result', 'data-state', 'ok')
   }
   expect(demo.as.counts.refreshToken - before.refreshToken).toBe(1)
   expect(demo.as.counts.invalidGrant).toBe(0)
   expect(demo.as.counts.grantsRevoked).toBe(0)
-  const generations = await Promise.all(tabs.map((tab) => tab.locator('#generation').textContent()))
+  const generations = await Promise.all(tabs.map((tab) => text(tab, '#generation')))
   expect(new Set(generations).size).toBe(1)
 
-  await second.locator('#sign-out').click()
-  for (const tab of tabs) await expect(tab.locator('#status-pill')).toHaveText('Signed out')
+  await second.click('#sign-out')
+  for (const tab of tabs) await expectText(tab, '#status-pill', 'Signed out')
   // One session, one logout: every tab hears it as its own.
-  await expect(page.locator('#events')).toContainText('signed out; refresh token revoked')
+  await expectContains(page, '#events', 'signed out; refresh token revoked')
   await expect.poll(() => demo.as.counts.revocations).toBe(1)
 })
 
 for (const mode of ['worker', 'in-page'] as const) {
-  test(`isolation, ${mode} mode: a heap snapshot of the page and a script that replaced fetch and Headers ${mode == 'worker' ? 'find no token' : 'find the access token'}`, async ({ page, context, demo }) => {
+  // Chromium only: the heap snapshot comes over the DevTools protocol.
+  test(`isolation, ${mode} mode: a heap snapshot of the page and a script that replaced fetch and Headers ${mode == 'worker' ? 'find no token' : 'find the access token'}`, { tag: '@cdp' }, async ({ tab, demo }) => {
+    const page = playwrightOf(tab)
     const tokens = issuedTokens(demo)
-    const spied = await spyOnRequests(context)
-    await signIn(page, demo, mode == 'worker' ? workerUrl(demo) : demo.appUrl)
-    expect((await runAction(page, 'call-api')).state).toBe('ok')
-    await runAction(page, 'expire')
-    expect((await runAction(page, 'call-api')).state).toBe('ok')
-    expect((await runAction(page, 'call-many')).state).toBe('ok')
+    const spied = await spyOnRequests(page.context())
+    await signIn(tab, demo, mode == 'worker' ? workerUrl(demo) : demo.appUrl)
+    expect((await runAction(tab, 'call-api')).state).toBe('ok')
+    await runAction(tab, 'expire')
+    expect((await runAction(tab, 'call-api')).state).toBe('ok')
+    expect((await runAction(tab, 'call-many')).state).toBe('ok')
     expect(tokens.access.size).toBe(2)
     expect(tokens.refresh.size).toBe(2)
 

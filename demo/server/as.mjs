@@ -123,7 +123,7 @@ function exposeDate(res) {
  *   issuer: string, url: string, port: number, provider: Provider,
  *   counts: { authorizationCode: number, refreshToken: number, invalidGrant: number, useDpopNonce: number,
  *     revocations: number, grantsRevoked: number, other: number },
- *   issuedTokens(): string[], setRequireNonce(value: boolean): void, setUnavailable(retryAfterSeconds: number): void, stop(): Promise<void> }>}
+ *   issuedTokens(): string[], requests(): string[], setRequireNonce(value: boolean): void, setUnavailable(retryAfterSeconds: number): void, stop(): Promise<void> }>}
  * @example
  * const as = await startAuthServer({ resource: api.origin, redirectUris: [`${app}/`], corsOrigins: [app] })
  */
@@ -146,6 +146,8 @@ export async function startAuthServer({
     /** Token requests answered 503 by `setUnavailable`. */
     unavailable: 0,
   }
+  // Every request this server received, as "METHOD /path" (bounded), for tests that must see none.
+  const requests = []
   // Seconds of Retry-After while the token endpoint plays unavailable (503); 0: it works.
   let unavailableFor = 0
 
@@ -301,6 +303,7 @@ export async function startAuthServer({
 
   handler = (req, res) => {
     const { pathname } = new URL(req.url, issuer)
+    if (requests.length < 10_000) requests.push(`${req.method} ${pathname}`)
     const match = INTERACTION_PATH.exec(pathname)
     if (match && (match[2] ? req.method === 'POST' : req.method === 'GET')) {
       interaction(req, res, match[1], Boolean(match[2])).catch((error) => {
@@ -334,6 +337,8 @@ export async function startAuthServer({
     counts,
     /** Every access, refresh and ID token string this server has issued since it started. */
     issuedTokens: () => [...issued],
+    /** Every request received so far, as "METHOD /path", oldest first (CORS preflights included). */
+    requests: () => [...requests],
     /** @param {boolean} value */
     setRequireNonce(value) { state.requireNonce = Boolean(value) },
     /**
