@@ -1,4 +1,4 @@
-// The herd: 10 000 clients in one process against one loopback token endpoint (DESIGN invariant 10),
+// The herd: 10 000 clients in one process against one loopback token endpoint (invariant 10),
 // side by side with a naive client (no jitter, no Retry-After, no backoff) in the same run.
 //
 //   (i)  tokens issued in the same instant: when do their proactive refreshes reach the server?

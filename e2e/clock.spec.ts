@@ -1,4 +1,4 @@
-// The server's time, in Chromium (DESIGN invariant 12): the demo app runs in a page whose clock is
+// The server's time, in Chromium (invariant 12): the demo app runs in a page whose clock is
 // 10 minutes ahead, 10 minutes behind or 2 hours ahead (an init script shifts Date.now, which is
 // what latchkey reads); the servers keep the real time. The demo's authorization server and API
 // expose `Date` to the page, and the API refuses a proof whose `iat` is more than a minute off.

@@ -1,4 +1,4 @@
-// The server's time (DESIGN invariant 12): with the device clock minutes or hours off, DPoP proofs
+// The server's time (invariant 12): with the device clock minutes or hours off, DPoP proofs
 // are dated by the server's clock as latchkey learnt it (the `Date` header), a proof refused for its time is retried once at the corrected time (invariant
 // 5), and expiry still counts from arrival. Only this process's clock moves (`Date.now`): the demo
 // servers run in a worker thread with a clock of their own, and the loopback servers here read the

@@ -1,4 +1,4 @@
-// The fault matrix (DESIGN invariants 8 and 10): one row per way a token endpoint or an API fails,
+// The fault matrix (invariants 8 and 10): one row per way a token endpoint or an API fails,
 // each against real loopback servers. Every row checks the typed error code, that no token is in
 // any error or event, what state is left (the last good one, or none when the server ended the
 // session), the exact number of requests each server saw, and a bound on the time it took.

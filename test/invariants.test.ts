@@ -1,4 +1,4 @@
-// Adversarial checks of the invariants in DESIGN.md and the promises of the README: tricky URLs,
+// Adversarial checks of the invariants and promises of the README: tricky URLs,
 // interleavings of refresh, 401, setTokens, restore and logout, bad server input, and every place a
 // token value could leak (errors, causes, events, warnings). Real loopback servers throughout; only
 // Date is moved.

@@ -1,4 +1,4 @@
-// A refresh refused in any form ends the session (DESIGN invariant 13): RFC 6749's `invalid_grant`,
+// A refresh refused in any form ends the session (invariant 13): RFC 6749's `invalid_grant`,
 // and a bare 400 or 401 whose body holds no readable OAuth error (Glewlwyd answers a spent,
 // revoked or expired refresh token with HTTP 400 and an empty body). What may pass (5xx, timeouts,
 // network failures) stays retryable and keeps the session.
