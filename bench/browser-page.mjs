@@ -147,25 +147,36 @@ const figures = {
     const url = api + '/api/items'
     const inPage = createTokenManager({ clientId: 'bench-page-floor', tokenEndpoint: api + '/token', allowedOrigins: [api] })
     await inPage.setTokens(session(at, 'DPoP'))
-    const worker = new Worker('/bench-floor-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
-    const call = (message) => new Promise((resolve) => ((worker.onmessage = ({ data }) => resolve(data)), worker.postMessage(message)))
-    await call({ tokens: session(at, 'DPoP') })
-    const viaWorker = async () => {
+    const floor = await floorWorker(api, at)
+    try {
+      return await sideBySide({
+        rounds,
+        a: () => timeSequential(async () => drain(await floor.fetch(url)), n),
+        b: () => timeSequential(async () => drain(await inPage.fetch(url)), n),
+      })
+    } finally {
+      floor.terminate()
+    }
+  },
+}
+
+/**
+ * The floor worker: the core in a module worker behind one bare message each way (nothing checked),
+ * the Response rebuilt in the page.
+ */
+async function floorWorker(api, at) {
+  const worker = new Worker('/bench-floor-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
+  const call = (message) => new Promise((resolve) => ((worker.onmessage = ({ data }) => resolve(data)), worker.postMessage(message)))
+  await call({ tokens: session(at, 'DPoP') })
+  return {
+    async fetch(url) {
       const r = await call(url)
       const res = new Response(r.b, r)
       Object.defineProperty(res, 'url', { value: r.url })
       return res
-    }
-    try {
-      return await sideBySide({
-        rounds,
-        a: () => timeSequential(async () => drain(await viaWorker()), n),
-        b: () => timeSequential(async () => drain(await inPage.fetch(url)), n),
-      })
-    } finally {
-      worker.terminate()
-    }
-  },
+    },
+    terminate: () => worker.terminate(),
+  }
 }
 
 /** Worker mode's tm.fetch through the worker `start` makes vs the floor worker, side by side. */
@@ -174,20 +185,12 @@ async function againstFloor({ api, at, n, rounds }, start) {
   const worker = start('/bench-worker.mjs?api=' + encodeURIComponent(api))
   const inWorker = connectTokenManager(worker)
   await inWorker.setTokens(session(at, 'DPoP'))
-  const floor = new Worker('/bench-floor-worker.mjs?api=' + encodeURIComponent(api), { type: 'module' })
-  const call = (message) => new Promise((resolve) => ((floor.onmessage = ({ data }) => resolve(data)), floor.postMessage(message)))
-  await call({ tokens: session(at, 'DPoP') })
-  const viaFloor = async () => {
-    const r = await call(url)
-    const res = new Response(r.b, r)
-    Object.defineProperty(res, 'url', { value: r.url })
-    return res
-  }
+  const floor = await floorWorker(api, at)
   try {
     return await sideBySide({
       rounds,
       a: () => timeSequential(async () => drain(await inWorker.fetch(url)), n),
-      b: () => timeSequential(async () => drain(await viaFloor()), n),
+      b: () => timeSequential(async () => drain(await floor.fetch(url)), n),
     })
   } finally {
     inWorker.dispose()
