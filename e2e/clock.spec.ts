@@ -1,8 +1,8 @@
-// The server's time, in Chromium (invariant 12): the demo app runs in a page whose clock is
+// The server's time, in Chromium only (`@once`; invariant 12): the demo app runs in a page whose clock is
 // 10 minutes ahead, 10 minutes behind or 2 hours ahead (an init script shifts Date.now, which is
 // what latchkey reads); the servers keep the real time. The demo's authorization server and API
 // expose `Date` to the page, and the API refuses a proof whose `iat` is more than a minute off.
-import { expect, test, type Demo } from './fixtures.js'
+import { expect, test, type Demo, type EnginePage } from './fixtures.js'
 import { runAction, signIn } from './helpers.js'
 
 const MINUTE = 60_000
@@ -12,8 +12,8 @@ const shifts: [string, number][] = [
   ['2 hours ahead', 120 * MINUTE],
 ]
 
-async function flow(page: import('playwright/test').Page, demo: Demo, shift: number) {
-  await page.context().addInitScript((ms) => {
+async function flow(page: EnginePage, demo: Demo, shift: number) {
+  await page.addInitScript!((ms) => {
     const now = Date.now.bind(Date)
     Date.now = () => now() + ms
   }, shift)
@@ -34,7 +34,7 @@ async function flow(page: import('playwright/test').Page, demo: Demo, shift: num
 
 test.describe('a page whose clock is off, with DPoP nonces', () => {
   for (const [name, shift] of shifts) {
-    test(`device clock ${name}: sign-in, API calls, a nonce retry, a refresh`, async ({ page, demo }) => {
+    test(`device clock ${name}: sign-in, API calls, a nonce retry, a refresh`, { tag: ['@once', '@init-script'] }, async ({ tab: page, demo }) => {
       await flow(page, demo, shift)
       expect(demo.api.counts.unauthorized.use_dpop_nonce).toBe(1)
     })
@@ -44,7 +44,7 @@ test.describe('a page whose clock is off, with DPoP nonces', () => {
 test.describe('a page whose clock is off, without nonces', () => {
   test.use({ demoOptions: { requireNonce: false } })
   for (const [name, shift] of shifts) {
-    test(`device clock ${name}: sign-in, API calls, a refresh`, async ({ page, demo }) => {
+    test(`device clock ${name}: sign-in, API calls, a refresh`, { tag: ['@once', '@init-script'] }, async ({ tab: page, demo }) => {
       await flow(page, demo, shift)
       expect(demo.api.counts.unauthorized.use_dpop_nonce).toBe(0)
     })

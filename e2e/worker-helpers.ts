@@ -1,8 +1,8 @@
 // What the worker-mode specs share: the demo's worker-mode URLs, the tokens the authorization
 // server issued (read on the server), and the authorization requests it received.
 import type { Page } from 'playwright/test'
-import { expect, type Demo } from './fixtures.js'
-import { press, redact } from './helpers.js'
+import type { Demo, EnginePage } from './fixtures.js'
+import { attribute, expectEnabled, expectText, redact, waitForURL } from './helpers.js'
 
 export type WorkerKind = 'shared' | 'dedicated'
 
@@ -59,25 +59,27 @@ export async function heapSnapshot(page: Page): Promise<string> {
  * Signs in where the authorization server may already know the user: its one-click page if it
  * shows one, else straight back to the app.
  */
-export async function signInAgain(page: Page, demo: Demo, appUrl: string): Promise<void> {
-  await page.goto(appUrl)
-  await expect(page.locator('#status-pill')).toHaveText('Signed out')
-  await press(page.locator('#sign-in'))
+export async function signInAgain(tab: EnginePage, demo: Demo, appUrl: string): Promise<void> {
+  await tab.goto(appUrl)
+  await expectText(tab, '#status-pill', 'Signed out')
+  await tab.click('#sign-in')
   // Away from the app first: its sign-in page, or straight back with a code.
-  await page.waitForURL((url) => url.origin === demo.as.issuer || url.searchParams.has('code'))
-  const button = page.getByRole('button', { name: 'Continue as demo user' })
-  if (new URL(page.url()).origin === demo.as.issuer) await press(button)
-  await expect(page.locator('#status-pill')).toHaveText('Signed in')
+  const url = await waitForURL(tab, (url) => url.origin === demo.as.issuer || url.searchParams.has('code'))
+  if (url.origin === demo.as.issuer) {
+    await tab.waitForFunction(() => document.readyState === 'complete' && !!document.querySelector('button[type=submit]'))
+    await tab.click('button[type=submit]')
+  }
+  await expectText(tab, '#status-pill', 'Signed in')
 }
 
 /** Runs the demo's "call many" action with `size` concurrent calls and waits until it is done. */
-export async function callMany(page: Page, size: number): Promise<void> {
-  await page.locator('#batch-size').fill(String(size))
-  await page.locator('#call-many').dispatchEvent('click')
+export async function callMany(tab: EnginePage, size: number): Promise<void> {
+  await tab.fill('#batch-size', String(size))
+  await tab.dispatchClick('#call-many')
 }
 
 /** Waits until a "call many" action has finished, and returns its result's state. */
-export async function callManyDone(page: Page): Promise<string | null> {
-  await expect(page.locator('#call-many')).toBeEnabled({ timeout: 30_000 })
-  return page.locator('#result').getAttribute('data-state')
+export async function callManyDone(tab: EnginePage): Promise<string | null> {
+  await expectEnabled(tab, '#call-many', { timeout: 30_000 })
+  return attribute(tab, '#result', 'data-state')
 }

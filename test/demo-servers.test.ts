@@ -65,3 +65,23 @@ describe('/demo/issued-tokens', () => {
     expect(await res.json()).toEqual({ tokens: [] })
   })
 })
+
+describe('the test-only script before the app', () => {
+  it('is absent unless a test sets one; then index.html loads it ahead of the app, under the same CSP', async () => {
+    const page = () => fetch(demo.appUrl).then((r) => r.text())
+    expect(await page()).not.toContain('before-app.js')
+    expect((await fetch(demo.appUrl + 'demo/before-app.js')).status).toBe(404)
+    demo.setBeforeApp('globalThis.__before = 1')
+    try {
+      const html = await page()
+      expect(html.indexOf('<script src="/demo/before-app.js"></script>')).toBeGreaterThan(-1)
+      expect(html.indexOf('/demo/before-app.js')).toBeLessThan(html.indexOf('<script type="module"'))
+      const script = await fetch(demo.appUrl + 'demo/before-app.js')
+      expect(await script.text()).toBe('globalThis.__before = 1')
+      expect(script.headers.get('content-security-policy')).toContain("default-src 'self'")
+    } finally {
+      demo.setBeforeApp(undefined)
+    }
+    expect(await page()).not.toContain('before-app.js')
+  })
+})

@@ -23,7 +23,7 @@ export const DIST_DIR = fileURLToPath(new URL('../dist/', import.meta.url))
  *   AS's redirect URIs and to the CORS origins of the AS and the API
  * @returns {Promise<{ appUrl: string, as: Awaited<ReturnType<typeof startAuthServer>>,
  *   api: Awaited<ReturnType<typeof startApiServer>>, billing: Awaited<ReturnType<typeof startApiServer>>, thirdParty: Awaited<ReturnType<typeof startThirdPartyServer>>,
- *   config: Record<string, string>, stop(): Promise<void> }>}
+ *   config: Record<string, string>, setBeforeApp(source: string | undefined): void, stop(): Promise<void> }>}
  */
 export async function startDemo({
   root = DIST_DIR,
@@ -36,6 +36,8 @@ export async function startDemo({
   const extra = extraOrigins.map(parseExtraOrigin)
   const started = []
   let config = {}
+  /** @type {string | undefined} */
+  let beforeApp
   /** @type {Awaited<ReturnType<typeof startAuthServer>> | undefined} */
   let as
   try {
@@ -47,6 +49,7 @@ export async function startDemo({
       config: () => config,
       connectOrigins: () => [config.issuer, config.apiOrigin, config.billingOrigin, config.thirdPartyOrigin].filter(Boolean),
       issuedTokens: () => as?.issuedTokens() ?? [],
+      beforeApp: () => beforeApp,
     })
     started.push(app)
     const origins = [app.origin, ...extra.map((e) => e.origin)]
@@ -92,6 +95,8 @@ export async function startDemo({
       billing,
       thirdParty,
       config,
+      // A test aid (see startStaticServer): a script for index.html to run before the app, or none.
+      setBeforeApp: (source) => void (beforeApp = source),
       stop: () => Promise.all(started.map((s) => s.stop())).then(() => undefined),
     }
   } catch (error) {

@@ -29,11 +29,14 @@ const TYPES = {
  * @param {() => string[]} [options.issuedTokens] every token string the demo's authorization server
  *   issued, served at /demo/issued-tokens to loopback clients so that the page's storage inspector
  *   can look for the real values. A demo aid only: no real deployment serves its tokens back.
+ * @param {() => string | undefined} [options.beforeApp] a test aid: the source of a script that
+ *   index.html then loads (from /demo/before-app.js) before the app's own, as an injected script or a
+ *   compromised dependency would run; none when it returns undefined (always, under `npm start`)
  * @param {number} [options.port=0] 0 picks a free port
  * @param {string} [options.host='127.0.0.1']
  * @returns {Promise<{ url: string, origin: string, port: number, stop(): Promise<void> }>}
  */
-export async function startStaticServer({ root, config, connectOrigins = () => [], issuedTokens = () => [], port = 0, host = '127.0.0.1' }) {
+export async function startStaticServer({ root, config, connectOrigins = () => [], issuedTokens = () => [], beforeApp = () => undefined, port = 0, host = '127.0.0.1' }) {
   const base = normalize(root + sep)
 
   const server = createServer(async (req, res) => {
@@ -64,12 +67,21 @@ export async function startStaticServer({ root, config, connectOrigins = () => [
       else sendJson(res, 403, { error: 'loopback only' }, security)
       return
     }
+    const before = beforeApp()
+    if (pathname === '/demo/before-app.js' && before !== undefined) {
+      res.writeHead(200, { 'content-type': TYPES['.js'], 'cache-control': 'no-store', ...security })
+      res.end(req.method === 'HEAD' ? undefined : before)
+      return
+    }
     // Every other path is a file of the app; "/" (also with ?code=… on the way back from sign-in)
     // is index.html.
     try {
       const file = normalize(join(base, pathname === '/' ? 'index.html' : decodeURIComponent(pathname.slice(1))))
       if (!file.startsWith(base)) throw new Error('outside the app directory')
-      const body = await readFile(file)
+      let body = await readFile(file)
+      // A classic script in the head runs before the app's module script, which is deferred.
+      if (pathname === '/' && before !== undefined)
+        body = Buffer.from(body.toString('utf8').replace('<script type="module"', '<script src="/demo/before-app.js"></script>\n<script type="module"'))
       res.writeHead(200, {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'cache-control': 'no-cache',
