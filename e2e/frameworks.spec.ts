@@ -47,12 +47,15 @@ for (const framework of ['react', 'vue'] as const) {
       if (root) await rm(root, { recursive: true, force: true })
     })
 
-    test('sign in by redirect, follow a refresh, share the session with a second tab, sign out of both', { tag: framework == 'react' ? [] : ['@once'] }, async ({ engine, tab: page }) => {
+    // In-page mode, and worker mode (the session in a SharedWorker, the app holding connectTokenManager's handle).
+    for (const mode of ['in-page', 'worker'] as const)
+    test(`${mode}: sign in by redirect, follow a refresh, share the session with a second tab, sign out of both`, { tag: framework == 'react' && mode == 'in-page' ? [] : ['@once'] }, async ({ engine, tab: page }) => {
       // No DPoP nonces: their challenges (a 400 and a 401 by design) are console errors in Chromium; e2e/nonce.spec.ts covers them.
       const demo = await startDemo({ root, accessTokenTTL: ACCESS_TOKEN_TTL, requireNonce: false })
+      const appUrl = demo.appUrl + (mode == 'worker' ? '?mode=worker' : '')
       try {
         const errors = watchErrors(engine, page)
-        await page.goto(demo.appUrl)
+        await page.goto(appUrl)
         await waitForStatus(page, 'Signed out')
 
         // Sign in through the real authorization server.
@@ -72,7 +75,7 @@ for (const framework of ['react', 'vue'] as const) {
         // A second tab joins the session without signing in.
         const second = await engine.newPage()
         const secondErrors = watchErrors(engine, second)
-        await second.goto(demo.appUrl)
+        await second.goto(appUrl)
         await waitForStatus(second, 'Signed in')
         expect(await generation(second)).toBe(first)
 

@@ -33,6 +33,8 @@ export async function buildApp(name: 'react' | 'vue'): Promise<string> {
     resolve: { alias: latchkey },
     define: { 'process.env.NODE_ENV': JSON.stringify(mode) },
     oxc: { jsx: { runtime: 'automatic', development: mode == 'development' } },
+    // The worker is a module worker, as the apps create it.
+    worker: { format: 'es' },
     build: { outDir, emptyOutDir: true, minify: mode == 'production', target: 'es2022' },
   })
   return outDir

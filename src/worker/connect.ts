@@ -87,6 +87,8 @@ export function connectTokenManager(
   let snapshot: Snapshot = {}
   const calls = new Map<number, (reply: Reply) => void>()
   const { emit, on } = createEvents()
+  // Each redirect URL handled, and its outcome.
+  const redirects: Record<string, Promise<void>> = {}
   const subscribers = new Set<(session: SessionInfo | undefined) => void>()
 
   // Once the worker fails before it ever answered, every call fails at once instead of waiting forever.
@@ -153,14 +155,16 @@ export function connectTokenManager(
       sessionStorage.setItem(...record)
       return url
     },
-    async handleRedirect(input) {
-      // The worker checks the response; the page hands over what waited here for it, once.
-      const url = new URL(input, here())
-      const key = PREFIX + url.searchParams.get('state')
-      const saved = sessionStorage.getItem(key)
-      sessionStorage.removeItem(key)
-      await call('redirect', [url.href, saved])
-    },
+    // The worker checks the response; the page hands over what waited here for it, once. The same
+    // URL twice (React StrictMode runs start-up effects twice) is one exchange, as in the core.
+    handleRedirect: (input) =>
+      (redirects[String(input)] ??= (() => {
+        const url = new URL(input, here())
+        const key = PREFIX + url.searchParams.get('state')
+        const saved = sessionStorage.getItem(key)
+        sessionStorage.removeItem(key)
+        return call('redirect', [url.href, saved])
+      })()),
     fetch: (input, init) => fetchThroughWorker(call, input, init),
     getAccessToken: () => Promise.reject(new LatchkeyError('unsupported', 'tokens stay in the worker')),
     status(origin) {

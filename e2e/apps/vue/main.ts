@@ -1,10 +1,13 @@
 import { createApp } from 'vue'
 import { createTokenManager } from 'latchkey'
 import { latchkeyPlugin } from 'latchkey/vue'
-import { options } from '../config.js'
+import { connectTokenManager } from 'latchkey/worker'
+import { options, workerMode } from '../config.js'
 import App from './App.vue'
 
-// In-page mode. Worker mode is this one line: connectTokenManager(new SharedWorker(…)).
-const tm = createTokenManager(options)
+// In-page mode, or worker mode: one line apart.
+const tm = workerMode
+  ? connectTokenManager(new SharedWorker(new URL('../auth-worker.ts', import.meta.url), { type: 'module', name: 'latchkey' }))
+  : createTokenManager(options)
 
 createApp(App).use(latchkeyPlugin(tm)).mount('#app')
