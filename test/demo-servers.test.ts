@@ -2,7 +2,11 @@
 // for your own dev server), the API's preflight for the README's ky example, and the issued-token
 // list the demo page's storage inspector checks against.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseExtraOrigin, startDemo } from '../demo/server/demo.mjs'
+import { startStaticServer } from '../demo/server/static.mjs'
 
 const EXTRA = 'http://localhost:5173'
 const EXTRA_CALLBACK = 'http://127.0.0.1:3999/callback'
@@ -68,20 +72,27 @@ describe('/demo/issued-tokens', () => {
 
 describe('the test-only script before the app', () => {
   it('is absent unless a test sets one; then index.html loads it ahead of the app, under the same CSP', async () => {
-    const page = () => fetch(demo.appUrl).then((r) => r.text())
-    expect(await page()).not.toContain('before-app.js')
-    expect((await fetch(demo.appUrl + 'demo/before-app.js')).status).toBe(404)
-    demo.setBeforeApp('globalThis.__before = 1')
+    // An app of its own (the demo's build may not exist yet: the e2e suite builds it).
+    const root = await mkdtemp(join(tmpdir(), 'latchkey-before-app-'))
+    await writeFile(join(root, 'index.html'), '<!doctype html><script type="module" src="/app.js"></script>')
+    let source: string | undefined
+    const app = await startStaticServer({ root, config: () => ({}), beforeApp: () => source })
     try {
+      const page = () => fetch(app.url).then((r) => r.text())
+      expect(await page()).not.toContain('before-app.js')
+      expect((await fetch(new URL('/demo/before-app.js', app.url))).status).toBe(404)
+      source = 'globalThis.__before = 1'
       const html = await page()
       expect(html.indexOf('<script src="/demo/before-app.js"></script>')).toBeGreaterThan(-1)
       expect(html.indexOf('/demo/before-app.js')).toBeLessThan(html.indexOf('<script type="module"'))
-      const script = await fetch(demo.appUrl + 'demo/before-app.js')
+      const script = await fetch(new URL('/demo/before-app.js', app.url))
       expect(await script.text()).toBe('globalThis.__before = 1')
       expect(script.headers.get('content-security-policy')).toContain("default-src 'self'")
+      source = undefined
+      expect(await page()).not.toContain('before-app.js')
     } finally {
-      demo.setBeforeApp(undefined)
+      await app.stop()
+      await rm(root, { recursive: true, force: true })
     }
-    expect(await page()).not.toContain('before-app.js')
   })
 })
