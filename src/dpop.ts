@@ -1,3 +1,4 @@
+import { warner, type Emit } from './events.js'
 import type { KeyStore } from './keystore.js'
 import { b64u, b64uJSON, encoder, invalid, random, sha256, type WebCrypto } from './util.js'
 
@@ -14,7 +15,9 @@ export interface DPoP {
   offset: number
   /**
    * Learns from a response of an allowed origin: the `DPoP-Nonce` it carried (per origin), and the
-   * server's time from its `Date` header (readable cross-origin only when the server exposes it).
+   * server's time from its `Date` header (readable cross-origin only when the server exposes it),
+   * measured as `clock_offset` when it moved by a second or more (a device within a second of the
+   * server never emits one).
    */
   learn(url: URL | string, response: Response): void
   /** Forgets the key in memory; with `remove`, deletes it from the store too. */
@@ -68,8 +71,9 @@ export function createDPoP(
   keys: KeyStore | DPoPSigner,
   id: string,
   lock: <T>(fn: () => Promise<T>) => Promise<T>,
-  warn: (code: string) => void,
+  emit: Emit,
 ): DPoP {
+  const warn = warner(emit)
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
   // The store's key pair, signing like a platform signer.
@@ -118,7 +122,10 @@ export function createDPoP(
       if (value) nonces.set(new URL(url).origin, value)
       // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
       const date = Date.parse(response.headers.get('date')!)
-      if (date == date) dpop.offset = date - Date.now()
+      if (date != date) return
+      const offset = date - Date.now()
+      if (Math.abs(offset - dpop.offset) >= 1000) emit('measure', { name: 'clock_offset', offset })
+      dpop.offset = offset
     },
     async reset(remove) {
       key = undefined

@@ -42,7 +42,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const dpopOption = options.dpop ?? true
   const { keyStore, signer } = typeof dpopOption == 'object' ? (dpopOption as { keyStore?: KeyStore; signer?: DPoPSigner }) : {}
   const keys = signer ?? keyStore ?? (globalThis.indexedDB ? indexedDBKeyStore() : memoryKeyStore())
-  const dpop = dpopOption ? createDPoP(crypto, keys, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), warn) : undefined
+  const dpop = dpopOption ? createDPoP(crypto, keys, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), emit) : undefined
   // With a signer, `persist` needs a key store of its own (checked with the options).
   const vault = config.persist ? createVault(crypto, keyStore ?? (keys as KeyStore), config.id, warn) : undefined
 
