@@ -138,10 +138,20 @@ export function createDPoP(
 }
 
 /**
- * Invariant 5: a refused request that DPoP retries, once for each reason (the returned `error`): the
- * server asks for a (new) nonce (RFC 9449 §8, §9), or refused a proof (`invalid_dpop_proof`) that
- * the server's time, learnt since it was dated (`datedAt`: the offset then), says was more than 5 s
- * off. Never answered by a refresh: a refresh spent on a nonce burns a rotation for nothing.
+ * Invariant 5: the DPoP retries of one request, once for each reason: the server asks for a (new)
+ * nonce (RFC 9449 §8, §9; measured as `nonce` on `server`), or refused a proof (`invalid_dpop_proof`)
+ * that the server's time, learnt since it was dated (`datedAt`: the offset then), says was more than
+ * 5 s off. Never answered by a refresh: a refresh spent on a nonce burns a rotation for nothing.
+ * The returned function tells whether to retry the refusal `res` (whose OAuth `error` is given).
  */
-export const dpopRetry = (dpop: DPoP, res: Response, error: string | undefined, datedAt: number) =>
-  (res.headers.has('dpop-nonce') && error == 'use_dpop_nonce') || (error == 'invalid_dpop_proof' && Math.abs(dpop.offset - datedAt) > 5000) ? error : undefined
+export function dpopRetries(dpop: DPoP, emit: Emit, server: 'as' | 'api') {
+  const retried = new Set<string>()
+  return (res: Response, error: string | undefined, datedAt: number) => {
+    const why =
+      (res.headers.has('dpop-nonce') && error == 'use_dpop_nonce') || (error == 'invalid_dpop_proof' && Math.abs(dpop.offset - datedAt) > 5000) ? error : undefined
+    if (!why || retried.has(why)) return false
+    retried.add(why)
+    if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server })
+    return true
+  }
+}

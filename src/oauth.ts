@@ -1,7 +1,7 @@
 // Wire requests to the authorization server: token and revocation POSTs, strict token-response
 // parsing, OAuth error mapping. Stateless: what to redact comes in with the call.
 import type { SharedSession } from './crosstab.js'
-import { dpopRetry } from './dpop.js'
+import { dpopRetries } from './dpop.js'
 import {
   DPoPProofError,
   isLatchkeyError,
@@ -109,7 +109,8 @@ export async function tokenRequest(wire: TokenWire, url: string, form: Form, ini
   const { dpop, emit, m } = wire
   m.host = new URL(url).hostname
   // Invariant 5: one retry after a nonce challenge, one after a proof refused for its time.
-  for (const retried = new Set<string>(); ; ) {
+  const retry = dpop && dpopRetries(dpop, emit, 'as')
+  for (;;) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
     const datedAt = dpop?.offset
     if (dpop) headers.dpop = await dpop.proof('POST', url)
@@ -118,10 +119,7 @@ export async function tokenRequest(wire: TokenWire, url: string, form: Form, ini
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
     dpop?.learn(url, res)
     if (res.ok) return { res, json }
-    const why = dpop && dpopRetry(dpop, res, (json as { error?: string })?.error, datedAt!)
-    if (!why || retried.has(why)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
-    retried.add(why)
-    if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server: 'as' })
+    if (!retry?.(res, (json as { error?: string })?.error, datedAt!)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
   }
 }
 
