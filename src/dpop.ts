@@ -1,6 +1,6 @@
 import { warner, type Emit } from './events.js'
 import type { KeyStore } from './keystore.js'
-import { b64u, b64uJSON, encoder, invalid, random, sha256, type WebCrypto } from './util.js'
+import { b64u, b64uJSON, encoder, invalid, now, random, sha256, type WebCrypto } from './util.js'
 
 /** @internal The DPoP machinery of one token manager. */
 export interface DPoP {
@@ -113,7 +113,7 @@ export function createDPoP(
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
       // jti: randomUUID is the fastest where there is one; 128 random bits are as unique elsewhere.
-      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor((Date.now() + dpop.offset) / 1000), ath, nonce: nonces.get(u.origin) }
+      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor((now() + dpop.offset) / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await sign(encoder.encode(input)))
     },
@@ -123,7 +123,7 @@ export function createDPoP(
       // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
       const date = Date.parse(response.headers.get('date')!)
       if (date != date) return
-      const offset = date - Date.now()
+      const offset = date - now()
       if (Math.abs(offset - dpop.offset) >= 1000) emit('measure', { name: 'clock_offset', offset })
       dpop.offset = offset
     },
