@@ -24,7 +24,8 @@ export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'red
 /** A token request's wire, with the measurement it fills in (`status`, `host`) and where nonce retries are told. */
 export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement }
 
-const MAX_LIFETIME = 366 * 86400
+/** The longest `expires_in` accepted, s: 366 days (a literal: bundlers drop an unused one, not an unused 366 * 86400). */
+const MAX_LIFETIME = 31_622_400
 /** The longest `Retry-After` obeyed, ms: a longer one is a server's mistake, not a reason to stop for days. */
 const MAX_RETRY_AFTER = 600_000
 /** The most characters of a server's `error` or `error_description` that an error keeps. */
