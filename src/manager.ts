@@ -82,10 +82,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const resource = config.resourceOf.get(mainOrigin!)?.resource
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
     const m: Measurement = { name: 'start', reason: 'login' }
-    const tokens = await measured(emit, m, async () => {
-      const { res, json } = await tokenRequest({ ...context, m }, url, form, {}, false)
-      return parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res)
-    })
+    const tokens = await measured(emit, m, () => tokenRequest({ ...context, m }, url, form, {}, false))
     await state.install(tokens, 'login', epochAtStart, mainOrigin)
   }
 

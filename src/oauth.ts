@@ -21,8 +21,11 @@ export type TokenSet = SharedSession
 /** What every wire request of one client needs. */
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
 
-/** A token request's wire, with the measurement it fills in (`status`, `host`) and where nonce retries are told. */
-export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement }
+/**
+ * A token request's wire, with the measurement it fills in (`status`, `host`), where nonce retries
+ * are told, and the tokens whose refresh token and scope a response without its own keeps (`prev`).
+ */
+export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement; prev?: TokenSet | undefined }
 
 /** The longest `expires_in` accepted, s: 366 days (a literal: bundlers drop an unused one, not an unused 366 * 86400). */
 const MAX_LIFETIME = 31_622_400
@@ -105,7 +108,10 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   return new Kind(message, { response: res, error, description, retryAfter: retryAfterOf(res) })
 }
 
-/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when it refused a proof for its time. */
+/**
+ * A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when
+ * it refused a proof for its time. Resolves with the tokens of its response, strictly parsed.
+ */
 export async function tokenRequest(wire: TokenWire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop, emit, m } = wire
   m.host = new URL(url).hostname
@@ -119,7 +125,7 @@ export async function tokenRequest(wire: TokenWire, url: string, form: Form, ini
     m.status = res.status
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
     dpop?.learn(url, res)
-    if (res.ok) return { res, json }
+    if (res.ok) return parseTokenResponse(json, 'POST ' + url, !!dpop, wire.prev, res)
     if (!retry?.(res, (json as { error?: string })?.error, datedAt!)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
   }
 }

@@ -34,8 +34,7 @@ async function grant(context: Context & { m: Measurement }, basis: Session | und
   const endpoint = refreshEndpoint
   const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
   const form = { ...params, grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
-  const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
-  return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
+  return tokenRequest({ ...context, prev }, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
 }
 
 /**
