@@ -1,5 +1,6 @@
+import { warner, type Emit } from './events.js'
 import type { KeyStore } from './keystore.js'
-import { b64u, b64uJSON, encoder, invalid, random, sha256, type WebCrypto } from './util.js'
+import { b64u, b64uJSON, encoder, invalid, now, random, sha256, type WebCrypto } from './util.js'
 
 /** @internal The DPoP machinery of one token manager. */
 export interface DPoP {
@@ -14,7 +15,9 @@ export interface DPoP {
   offset: number
   /**
    * Learns from a response of an allowed origin: the `DPoP-Nonce` it carried (per origin), and the
-   * server's time from its `Date` header (readable cross-origin only when the server exposes it).
+   * server's time from its `Date` header (readable cross-origin only when the server exposes it),
+   * measured as `clock_offset` when it moved by a second or more (a device within a second of the
+   * server never emits one).
    */
   learn(url: URL | string, response: Response): void
   /** Forgets the key in memory; with `remove`, deletes it from the store too. */
@@ -68,8 +71,9 @@ export function createDPoP(
   keys: KeyStore | DPoPSigner,
   id: string,
   lock: <T>(fn: () => Promise<T>) => Promise<T>,
-  warn: (code: string) => void,
+  emit: Emit,
 ): DPoP {
+  const warn = warner(emit)
   const nonces = new Map<string, string>()
   let key: Promise<Key> | undefined
   // The store's key pair, signing like a platform signer.
@@ -109,7 +113,7 @@ export function createDPoP(
       const u = new URL(url)
       // JSON leaves out the claims that are undefined (ath off the resource server, nonce unknown).
       // jti: randomUUID is the fastest where there is one; 128 random bits are as unique elsewhere.
-      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor((Date.now() + dpop.offset) / 1000), ath, nonce: nonces.get(u.origin) }
+      const claims = { jti: crypto.randomUUID?.() ?? random(crypto, 16), htm, htu: u.origin + u.pathname, iat: Math.floor((now() + dpop.offset) / 1000), ath, nonce: nonces.get(u.origin) }
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await sign(encoder.encode(input)))
     },
@@ -118,7 +122,10 @@ export function createDPoP(
       if (value) nonces.set(new URL(url).origin, value)
       // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
       const date = Date.parse(response.headers.get('date')!)
-      if (date == date) dpop.offset = date - Date.now()
+      if (date != date) return
+      const offset = date - now()
+      if (Math.abs(offset - dpop.offset) >= 1000) emit('measure', { name: 'clock_offset', offset })
+      dpop.offset = offset
     },
     async reset(remove) {
       key = undefined
@@ -131,10 +138,20 @@ export function createDPoP(
 }
 
 /**
- * Invariant 5: a refused request that DPoP retries, once for each reason (the returned `error`): the
- * server asks for a (new) nonce (RFC 9449 §8, §9), or refused a proof (`invalid_dpop_proof`) that
- * the server's time, learnt since it was dated (`datedAt`: the offset then), says was more than 5 s
- * off. Never answered by a refresh: a refresh spent on a nonce burns a rotation for nothing.
+ * Invariant 5: the DPoP retries of one request, once for each reason: the server asks for a (new)
+ * nonce (RFC 9449 §8, §9; measured as `nonce` on `server`), or refused a proof (`invalid_dpop_proof`)
+ * that the server's time, learnt since it was dated (`datedAt`: the offset then), says was more than
+ * 5 s off. Never answered by a refresh: a refresh spent on a nonce burns a rotation for nothing.
+ * The returned function tells whether to retry the refusal `res` (whose OAuth `error` is given).
  */
-export const dpopRetry = (dpop: DPoP, res: Response, error: string | undefined, datedAt: number) =>
-  (res.headers.has('dpop-nonce') && error == 'use_dpop_nonce') || (error == 'invalid_dpop_proof' && Math.abs(dpop.offset - datedAt) > 5000) ? error : undefined
+export function dpopRetries(dpop: DPoP, emit: Emit, server: 'as' | 'api') {
+  const retried = new Set<string>()
+  return (res: Response, error: string | undefined, datedAt: number) => {
+    const why =
+      (res.headers.has('dpop-nonce') && error == 'use_dpop_nonce') || (error == 'invalid_dpop_proof' && Math.abs(dpop.offset - datedAt) > 5000) ? error : undefined
+    if (!why || retried.has(why)) return false
+    retried.add(why)
+    if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server })
+    return true
+  }
+}

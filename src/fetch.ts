@@ -1,7 +1,7 @@
 // The authorized fetch, top to bottom: origin check, token, proof, send, nonce retry, 401, one
 // refresh, one retry. How a refresh works inside is not its business.
 import type { SharedToken } from './crosstab.js'
-import { dpopRetry } from './dpop.js'
+import { dpopRetries } from './dpop.js'
 import { NetworkError } from './errors.js'
 import type { Context } from './options.js'
 import { discard, here, sha256 } from './util.js'
@@ -38,7 +38,7 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
     // Invariant 5: at most one retry after a refresh, one after a nonce challenge and one after a
     // proof refused for its time; never a loop.
     let refreshed = false
-    const retried = new Set<string>()
+    const retry = dpop && dpopRetries(dpop, emit, 'api')
     for (;;) {
       const headers = new Headers(base ? base.headers : init?.headers)
       const datedAt = dpop?.offset
@@ -62,19 +62,16 @@ export function createAuthorizedFetch({ origins, resourceOf, send, dpop, crypto,
       if (res.status != 401 || !replayable) return res
       const challenge = res.headers.get('www-authenticate') ?? ''
       const error = challengeError(challenge)
-      const why = token.type == 'DPoP' && dpopRetry(dpop!, res, error, datedAt!)
-      if (why && !retried.has(why)) {
-        retried.add(why)
-        if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server: 'api' })
-      } else if (!refreshed && (!challenge || error == 'invalid_token') && canRefresh()) {
+      // A DPoP retry sends the same token with a new proof; otherwise a 401 with no challenge, or
+      // `invalid_token`, buys one refresh.
+      if (!(token.type == 'DPoP' && retry!(res, error, datedAt!))) {
+        if (refreshed || (challenge && error != 'invalid_token') || !canRefresh()) return res
         refreshed = true
         emit('measure', { name: 'unauthorized' })
         const next = await renew(token, origin)
         if (!next) return res
-        discard(res)
         token = next
-        continue
-      } else return res
+      }
       discard(res)
     }
   }

@@ -42,7 +42,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const dpopOption = options.dpop ?? true
   const { keyStore, signer } = typeof dpopOption == 'object' ? (dpopOption as { keyStore?: KeyStore; signer?: DPoPSigner }) : {}
   const keys = signer ?? keyStore ?? (globalThis.indexedDB ? indexedDBKeyStore() : memoryKeyStore())
-  const dpop = dpopOption ? createDPoP(crypto, keys, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), warn) : undefined
+  const dpop = dpopOption ? createDPoP(crypto, keys, 'dpop:' + config.id, (fn) => tabs.lock('key', fn), emit) : undefined
   // With a signer, `persist` needs a key store of its own (checked with the options).
   const vault = config.persist ? createVault(crypto, keyStore ?? (keys as KeyStore), config.id, warn) : undefined
 
@@ -82,10 +82,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const resource = config.resourceOf.get(mainOrigin!)?.resource
     const form = { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri, client_id: clientId, resource }
     const m: Measurement = { name: 'start', reason: 'login' }
-    const tokens = await measured(emit, m, async () => {
-      const { res, json } = await tokenRequest({ ...context, m }, url, form, {}, false)
-      return parseTokenResponse(json, 'POST ' + url, !!dpop, undefined, res)
-    })
+    const tokens = await measured(emit, m, () => tokenRequest({ ...context, m }, url, form, {}, false))
     await state.install(tokens, 'login', epochAtStart, mainOrigin)
   }
 

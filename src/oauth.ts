@@ -1,7 +1,7 @@
 // Wire requests to the authorization server: token and revocation POSTs, strict token-response
 // parsing, OAuth error mapping. Stateless: what to redact comes in with the call.
 import type { SharedSession } from './crosstab.js'
-import { dpopRetry } from './dpop.js'
+import { dpopRetries } from './dpop.js'
 import {
   DPoPProofError,
   isLatchkeyError,
@@ -21,10 +21,14 @@ export type TokenSet = SharedSession
 /** What every wire request of one client needs. */
 export type Wire = Pick<Context, 'clientId' | 'send' | 'timeout' | 'dpop' | 'redact'>
 
-/** A token request's wire, with the measurement it fills in (`status`, `host`) and where nonce retries are told. */
-export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement }
+/**
+ * A token request's wire, with the measurement it fills in (`status`, `host`), where nonce retries
+ * are told, and the tokens whose refresh token and scope a response without its own keeps (`prev`).
+ */
+export type TokenWire = Wire & Pick<Context, 'emit'> & { m: Measurement; prev?: TokenSet | undefined }
 
-const MAX_LIFETIME = 366 * 86400
+/** The longest `expires_in` accepted, s: 366 days (a literal: bundlers drop an unused one, not an unused 366 * 86400). */
+const MAX_LIFETIME = 31_622_400
 /** The longest `Retry-After` obeyed, ms: a longer one is a server's mistake, not a reason to stop for days. */
 const MAX_RETRY_AFTER = 600_000
 /** The most characters of a server's `error` or `error_description` that an error keeps. */
@@ -104,12 +108,16 @@ export function tokenFailure(wire: Wire, res: Response, json: unknown, where: st
   return new Kind(message, { response: res, error, description, retryAfter: retryAfterOf(res) })
 }
 
-/** A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when it refused a proof for its time. */
+/**
+ * A token request with a DPoP proof; retried once when the server asks for a (new) nonce, once when
+ * it refused a proof for its time. Resolves with the tokens of its response, strictly parsed.
+ */
 export async function tokenRequest(wire: TokenWire, url: string, form: Form, init: RequestInit, refreshing: 'token' | 'own' | false) {
   const { dpop, emit, m } = wire
   m.host = new URL(url).hostname
   // Invariant 5: one retry after a nonce challenge, one after a proof refused for its time.
-  for (const retried = new Set<string>(); ; ) {
+  const retry = dpop && dpopRetries(dpop, emit, 'as')
+  for (;;) {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) }
     const datedAt = dpop?.offset
     if (dpop) headers.dpop = await dpop.proof('POST', url)
@@ -117,11 +125,8 @@ export async function tokenRequest(wire: TokenWire, url: string, form: Form, ini
     m.status = res.status
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
     dpop?.learn(url, res)
-    if (res.ok) return { res, json }
-    const why = dpop && dpopRetry(dpop, res, (json as { error?: string })?.error, datedAt!)
-    if (!why || retried.has(why)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
-    retried.add(why)
-    if (why == 'use_dpop_nonce') emit('measure', { name: 'nonce', server: 'as' })
+    if (res.ok) return parseTokenResponse(json, 'POST ' + url, !!dpop, wire.prev, res)
+    if (!retry?.(res, (json as { error?: string })?.error, datedAt!)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
   }
 }
 

@@ -3,7 +3,7 @@
 // every late result checked against logout.
 import type { CrossTab, SharedCounters, SharedToken } from './crosstab.js'
 import { NetworkError, NoSessionError, RetryLaterError, SessionExpiredError, type LatchkeyError } from './errors.js'
-import { measured, type Emit } from './events.js'
+import { measured, warner, type Emit } from './events.js'
 import { parseTokenResponse, timed, tokenRequest, type TokenSet } from './oauth.js'
 import type { Context } from './options.js'
 import { holdsAccessToken, isDue, isExpired, tokenFor, tokenInfo, type Session, type SessionState } from './session.js'
@@ -31,11 +31,9 @@ async function grant(context: Context & { m: Measurement }, basis: Session | und
     const json = await timed('refresh', timeout, (signal) => own({ refreshToken, signal, dpopProof, resource }))
     return parseTokenResponse(json, 'refresh', !!dpop, prev)
   }
-  const endpoint = refreshEndpoint
-  const url = endpoint ? new URL(endpoint.url, here()).href : tokenEndpoint!
+  const url = refreshEndpoint ? new URL(refreshEndpoint.url, here()).href : tokenEndpoint!
   const form = { ...params, grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource, scope }
-  const { json, res } = await tokenRequest(context, url, form, { ...endpoint }, endpoint ? 'own' : 'token')
-  return parseTokenResponse(json, 'POST ' + url, !!dpop, prev, res)
+  return tokenRequest({ ...context, prev }, url, form, { ...refreshEndpoint }, refreshEndpoint ? 'own' : 'token')
 }
 
 /**
@@ -196,7 +194,7 @@ export function createRefresh(context: Context, state: SessionState) {
       return refresh('unauthorized', origin)
     }
     await tabs.lock('refresh', async () => backOff(tabs, await tabs.read(), used))
-    emit('warning', { code: 'token_refused', message: 'token refused' })
+    warner(emit)('token_refused')
   }
 
   return { refresh, current, renew }

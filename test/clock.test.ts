@@ -200,3 +200,40 @@ describe('a proof refused for its time: one retry at the server\u2019s time (inv
     expect(tokenRequests).toBe(3)
   })
 })
+
+describe('the server\u2019s time as a measurement (clock_offset)', () => {
+  /**
+   * The `clock_offset` measurements of `tm`, in whole seconds: the Date header is rounded down to
+   * the second, so an offset of exactly N s is learnt as within (N - 1, N] s.
+   */
+  const offsets = (tm: TokenManager) => {
+    const seconds: number[] = []
+    tm.on('measure', (m) => void (m.name == 'clock_offset' && seconds.push(Math.ceil(m.offset! / 1000))))
+    return seconds
+  }
+
+  it('emitted once when learnt, again only when the device clock moves, never per request', async () => {
+    const { as, api, counts } = await strictServers()
+    shiftDeviceClock(-10 * MINUTE)
+    const tm = strictManager(as, api)
+    const seconds = offsets(tm)
+    await code(tm)
+    for (let i = 0; i < 3; i++) expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    // Five responses with a Date (the refusal, the token, three API calls): one measurement.
+    expect(seconds).toEqual([600])
+    shiftDeviceClock(5 * MINUTE)
+    expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    expect(seconds).toEqual([600, -300])
+    expect(counts.refused).toBe(2)
+  })
+
+  it('a device within a second of the server emits none', async () => {
+    const { as, api } = await strictServers()
+    const tm = strictManager(as, api)
+    const seconds = offsets(tm)
+    await code(tm)
+    expect((await tm.fetch(api.url('/me'))).status).toBe(200)
+    expect(seconds).toEqual([])
+  })
+})

@@ -345,6 +345,25 @@ describe('latchkey/otel across tabs', () => {
 })
 
 describe('latchkey/otel in worker mode', () => {
+  it('a SharedWorker counts its pages as they connect and leave (worker_connection)', async () => {
+    const { as, api } = await setup()
+    const scope = Object.assign(new EventTarget(), { onconnect: null })
+    const inWorker = serveTokenManager({ clientId: 'spa', tokenEndpoint: as.tokenEndpoint, allowedOrigins: [api.origin], dpop: false }, scope)
+    const o = sdk(inWorker)
+    const open = () => {
+      const { port1, port2 } = new MessageChannel()
+      cleanups.push(() => (port1.close(), port2.close()))
+      scope.dispatchEvent(new MessageEvent('connect', { ports: [port1] }))
+      return connectTokenManager(port2)
+    }
+    const pages = [open(), open(), open()]
+    await Promise.all(pages.map((page) => page.restore()))
+    pages[1]!.dispose()
+    await expect.poll(() => o.measurements.length).toBe(4)
+    expect(o.measurements).toEqual([1, 2, 3, 2].map((connections) => ({ name: 'worker_connection', connections })))
+    expect(await o.metrics()).toEqual({ 'latchkey.worker.connections': { '': 2 } })
+  })
+
   it('instrumented inside the worker, where the token requests are made', async () => {
     const { as, api } = await setup()
     const { port1, port2 } = new MessageChannel()

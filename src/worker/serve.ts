@@ -2,6 +2,7 @@
 // hands one a token, a key, or anything else a page script could use (DESIGN invariant 11).
 import { localCrossTab, type CrossTab } from '../crosstab.js'
 import { LatchkeyError, isLatchkeyError } from '../errors.js'
+import { createEvents } from '../events.js'
 import { memoryKeyStore } from '../keystore.js'
 import { redirectResult } from '../login.js'
 import { createTokenManager } from '../manager.js'
@@ -82,7 +83,7 @@ export function serveTokenManager(
   scope: MessageEndpoint | SharedScope = globalThis as unknown as MessageEndpoint,
 ): TokenManager | Promise<TokenManager> {
   const shared = 'onconnect' in scope
-  const connections = new Set<Connection>()
+  const connections = new Pages()
   const later = 'then' in options && typeof options.then == 'function'
   let served: Served | undefined
   let failure: unknown
@@ -103,7 +104,7 @@ export function serveTokenManager(
 }
 
 /** The token manager of the worker, built from its options, and what it answers. */
-function serve(options: TokenManagerOptions, shared: boolean, connections: Set<Connection>): Served {
+function serve(options: TokenManagerOptions, shared: boolean, connections: Pages): Served {
   const { dpop = true, crossTab, persist } = options
   // Invariant 11: the key that encrypts a persisted refresh token would sit beside it, in the page's reach.
   if (persist) invalid('persist', 'refused in worker mode: the page could read what it stores')
@@ -112,13 +113,21 @@ function serve(options: TokenManagerOptions, shared: boolean, connections: Set<C
   // none): the worker's manager leaves each here, keyed by `state`, until `authorize` hands it over.
   const pendingLogins = new Map<string, string>()
   const loginStore: LoginStore = { setItem: (key, value) => void pendingLogins.set(key, value), getItem: () => null, removeItem: () => {} }
-  const tm = createTokenManager({
+  const core = createTokenManager({
     ...options,
     loginStore,
     // Invariant 11: the DPoP key lives in this worker's memory, not in IndexedDB, where the page reaches it.
     dpop: dpop === true ? { keyStore: memoryKeyStore() } : dpop,
     crossTab: shared || crossTab === false ? localCrossTab() : logoutOnlyCrossTab(options.clientId, () => tm),
   })
+  // The worker's own handle hears the core's events and the pages' comings and goings.
+  const tm: TokenManager = {
+    ...core,
+    on(type, listener) {
+      const offs = [core.on(type, listener), connections.events.on(type, listener)]
+      return () => offs.forEach((off) => off())
+    },
+  }
 
   // With `resources`, each API's origin has a token (and a status) of its own.
   const resourceOrigins = Object.keys(options.resources ?? {}).map((o) => new URL(o).origin)
@@ -230,6 +239,21 @@ function check(data: unknown): ToWorker {
   return data as Call
 }
 
+/** The pages connected now: each arrival and departure is measured (`worker_connection`). */
+class Pages extends Set<Connection> {
+  events = createEvents()
+  override add(page: Connection) {
+    super.add(page)
+    this.events.emit('measure', { name: 'worker_connection', connections: this.size })
+    return this
+  }
+  override delete(page: Connection) {
+    const had = super.delete(page)
+    if (had) this.events.emit('measure', { name: 'worker_connection', connections: this.size })
+    return had
+  }
+}
+
 /** One page's connection: its calls, its requests in flight, the last session state it was told. */
 class Connection {
   // Requests in flight, by call id: the page aborts them by id. A streamed response keeps its
@@ -242,10 +266,10 @@ class Connection {
   #port: MessageEndpoint
   // A SharedWorker's port is closed with its page; a dedicated worker's scope is not (its close() ends the worker).
   #shared: boolean
-  #connections: Set<Connection>
+  #connections: Pages
   #receive = (e: MessageEvent) => void this.#answer(e.data)
 
-  constructor(port: MessageEndpoint, ready: Promise<Served>, connections: Set<Connection>, shared: boolean) {
+  constructor(port: MessageEndpoint, ready: Promise<Served>, connections: Pages, shared: boolean) {
     this.#port = port
     this.#shared = shared
     this.#connections = connections
