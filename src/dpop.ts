@@ -15,11 +15,12 @@ export interface DPoP {
   offset: number
   /**
    * Learns from a response of an allowed origin: the `DPoP-Nonce` it carried (per origin), and the
-   * server's time from its `Date` header (readable cross-origin only when the server exposes it),
+   * server's time from the `iat` of a token in its body (an ID token, else a JWT access token) and
+   * its `Date` header (readable cross-origin only when the server exposes it),
    * measured as `clock_offset` when it moved by a second or more (a device within a second of the
    * server never emits one).
    */
-  learn(url: URL | string, response: Response): void
+  learn(url: URL | string, response: Response, body?: { id_token?: unknown; access_token?: unknown }): void
   /** Forgets the key in memory; with `remove`, deletes it from the store too. */
   reset(remove?: boolean): Promise<void>
 }
@@ -59,6 +60,13 @@ interface Key {
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256' }
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' }
+
+/** The `iat` of a JWT in ms, read without checking it: the server's time is all it tells here. */
+const iatOf = (jwt: unknown): number | undefined => {
+  try {
+    return JSON.parse(atob((jwt as string).split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).iat * 1000
+  } catch {}
+}
 
 /**
  * One ES256 key per client: a platform signer, or a key loaded from the store, or created once
@@ -117,15 +125,18 @@ export function createDPoP(
       const input = header + '.' + b64uJSON(claims)
       return input + '.' + b64u(await sign(encoder.encode(input)))
     },
-    learn(url, response) {
+    learn(url, response, body) {
       const value = response.headers.get('dpop-nonce')
       if (value) nonces.set(new URL(url).origin, value)
-      // To the second, rounded down: a proof may look up to a second older. Expiry never uses this (it counts from arrival).
-      const date = Date.parse(response.headers.get('date')!)
-      if (date != date) return
-      const offset = date - now()
-      if (Math.abs(offset - dpop.offset) >= 1000) emit('measure', { name: 'clock_offset', offset })
-      dpop.offset = offset
+      // The `iat` of a token in the body (an ID token's, else a JWT access token's), then the Date
+      // header where it is readable, which wins. To the second, rounded down: a proof may look up to
+      // a second older. Expiry never uses this (it counts from arrival).
+      for (const time of [iatOf(body?.id_token ?? body?.access_token), Date.parse(response.headers.get('date')!)]) {
+        if (!(time! > 0)) continue
+        const offset = time! - now()
+        if (Math.abs(offset - dpop.offset) >= 1000) emit('measure', { name: 'clock_offset', offset })
+        dpop.offset = offset
+      }
     },
     async reset(remove) {
       key = undefined

@@ -124,7 +124,7 @@ export async function tokenRequest(wire: TokenWire, url: string, form: Form, ini
     const { res, json } = await postForm(wire, url, form, { ...init, headers })
     m.status = res.status
     // Requests in flight when the nonce changed all carry the old one: each may retry once.
-    dpop?.learn(url, res)
+    dpop?.learn(url, res, isObject(json) ? json : undefined)
     if (res.ok) return parseTokenResponse(json, 'POST ' + url, !!dpop, wire.prev, res)
     if (!retry?.(res, (json as { error?: string })?.error, datedAt!)) throw tokenFailure(wire, res, json, 'POST ' + url, refreshing)
   }

@@ -1,5 +1,6 @@
 // The server's time (invariant 12): with the device clock minutes or hours off, DPoP proofs
-// are dated by the server's clock as latchkey learnt it (the `Date` header), a proof refused for its time is retried once at the corrected time (invariant
+// are dated by the server's clock as latchkey learnt it (a `Date` header, the `iat` of an ID token or
+// a JWT access token), a proof refused for its time is retried once at the corrected time (invariant
 // 5), and expiry still counts from arrival. Only this process's clock moves (`Date.now`): the demo
 // servers run in a worker thread with a clock of their own, and the loopback servers here read the
 // real time.
@@ -173,7 +174,9 @@ describe('a proof refused for its time: one retry at the server\u2019s time (inv
   })
 
   it.each([
-    ['nothing tells the server\u2019s time, even an ID token: the API\u2019s refusal is the answer', 'id_token', 401, 1],
+    ['the iat of an ID token tells the server\u2019s time', 'id_token', 200, 0],
+    ['the iat of a JWT access token tells the server\u2019s time', 'jwt', 200, 0],
+    ['an opaque token and no ID token tell nothing: the API\u2019s refusal is the answer', 'opaque', 401, 1],
   ] as const)('no Date header anywhere: %s', async (_name, token, status, refused) => {
     const { as, api, counts } = await strictServers({ sendDate: false, token, lenient: true })
     shiftDeviceClock(10 * MINUTE)
