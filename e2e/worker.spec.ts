@@ -1,50 +1,13 @@
 import type { BrowserContext, Page } from 'playwright/test'
 import { playwrightOf } from './engines/index.js'
-import { expect, test, type Demo } from './fixtures.js'
+import { expect, test } from './fixtures.js'
 import { dumpOriginStorage, expectAttribute, expectContains, expectEnabled, expectText, expectVisible, isChecked, redact, runAction, signIn, text } from './helpers.js'
+import { found, heapSnapshot, issuedTokens, workerUrl } from './worker-helpers.js'
 
 // Worker mode in every engine against the real authorization server: the demo at /?mode=worker
 // runs its token manager in a module worker (demo/app/auth-worker.ts), and the page holds a handle.
 
 test.describe.configure({ mode: 'parallel' })
-
-const workerUrl = (demo: Demo) => demo.appUrl + '?mode=worker'
-
-/** Every token string the authorization server issues from now on, read on the server itself. */
-function issuedTokens(demo: Demo) {
-  const access = new Set<string>()
-  const refresh = new Set<string>()
-  const other = new Set<string>()
-  demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
-    const body = ctx.body ?? {}
-    if (typeof body['access_token'] === 'string') access.add(body['access_token'])
-    if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
-    if (typeof body['id_token'] === 'string') other.add(body['id_token'])
-  })
-  return { access, refresh, all: () => [...access, ...refresh, ...other] }
-}
-
-// V8 names a long string in a snapshot by its first 1024 characters or so: pieces from the start,
-// the middle and (for shorter tokens) the end, each long enough never to match by chance.
-function pieces(token: string): string[] {
-  const size = 32
-  if (token.length <= size) return [token]
-  return [...new Set([Math.min(100, token.length - size), Math.floor((token.length - size) / 2), token.length - size])].map((at) => token.slice(at, at + size))
-}
-
-/** The tokens (labels only) of which some piece occurs in `text`. */
-const found = (text: string, tokens: string[]) => tokens.filter((t) => pieces(t).some((p) => text.includes(p))).map(redact)
-
-/** A V8 heap snapshot of the page's JavaScript realm, taken over the DevTools protocol. */
-async function heapSnapshot(page: Page): Promise<string> {
-  const cdp = await page.context().newCDPSession(page)
-  const chunks: string[] = []
-  cdp.on('HeapProfiler.addHeapSnapshotChunk', ({ chunk }) => chunks.push(chunk))
-  await cdp.send('HeapProfiler.enable')
-  await cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false })
-  await cdp.detach()
-  return chunks.join('')
-}
 
 /**
  * A script that runs in the page before the app, as an injected script or a compromised
