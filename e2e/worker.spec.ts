@@ -122,6 +122,8 @@ test('worker mode refuses persistence: the toggle is off and disabled; the sessi
   expect(await isChecked(tab, '#persist')).toBe(false)
   expect(await tab.evaluate(() => (document.getElementById('persist') as HTMLInputElement).disabled)).toBe(true)
   await expectContains(tab, '#reload-note', "the SharedWorker's memory only")
+  // The demo says what this engine does with the worker at a reload.
+  await expectContains(tab, '#reload-note', engine.name == 'chromium' ? 'outlives a reload' : 'a reload signs you out')
   await tab.reload()
   if (engine.name == 'chromium') {
     // extendedLifetime keeps the worker, and the session in its memory, through the reload.

@@ -443,7 +443,10 @@ persistToggle.addEventListener('change', () => {
 persistToggle.disabled = workerMode
 $('reload-note').textContent = workerMode
   ? shared
-    ? "The session lives in the SharedWorker's memory only (nothing of it in IndexedDB or any other storage): every tab in worker mode shares it, and it ends with the worker, which the browser stops once no tab has used it for a while."
+    ? "The session lives in the SharedWorker's memory only (nothing of it in IndexedDB or any other storage): every tab in worker mode shares it, and it ends with the worker, which the browser stops once no tab has used it for a while. " +
+      ('userAgentData' in navigator
+        ? 'In this browser (Chromium) the worker outlives a reload of the last tab and the sign-in redirect, so the code is bound to its key (dpop_jkt).'
+        : 'In this browser (Firefox or Safari) the worker ends when the last tab reloads or leaves for the sign-in page: a reload signs you out, and the sign-in is bound by PKCE and the code exchange\'s own proof.')
     : "The session lives in this tab's worker's memory only (nothing of it in IndexedDB or any other storage): another tab signs in on its own, and a sign-out in one signs out all."
   : persist
   ? 'This browser keeps the session: the DPoP-bound refresh token is stored encrypted under a non-extractable key, so reloading the last tab keeps you signed in. Access tokens stay in memory.'
