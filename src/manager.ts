@@ -90,19 +90,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // effects twice) is one code exchange, its `state` spent on the first call.
   const redirects: Record<string, Promise<void>> = {}
 
-  // What `status()` returned for each origin since the session last changed: the same object until
-  // then, so that UI frameworks (useSyncExternalStore) can compare snapshots by identity. Every
-  // change of the session makes a new session object (or none).
-  let snapshots: Record<string, SessionInfo> = {}
-  let snapshotsOf: Session | undefined
-  const status: TokenManager['status'] = (origin) => {
-    const s = state.session
-    const key = resourceOrigin(origin)
-    if (s != snapshotsOf) (snapshots = {}), (snapshotsOf = s)
-    // Before the main API's first token, the session's own (from setTokens) tells that one is signed in.
-    const token = tokenFor(s, key) ?? (origin ? undefined : s)
-    return s && token?.at ? (snapshots[key ?? ''] ??= tokenInfo(token, s.generation, token == s ? undefined : key)) : undefined
-  }
+  const status = stableStatus(state, resourceOrigin)
 
   return {
     async restore() {
@@ -151,5 +139,23 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       unlisten()
       tabs.close?.()
     },
+  }
+}
+
+/**
+ * `status()`: what it returned for each origin since the session last changed, the same object until
+ * then, so that UI frameworks (useSyncExternalStore) can compare snapshots by identity. Every change
+ * of the session makes a new session object (or none).
+ */
+function stableStatus(state: SessionState, resourceOrigin: (url?: string) => string | undefined): TokenManager['status'] {
+  let snapshots: Record<string, SessionInfo> = {}
+  let snapshotsOf: Session | undefined
+  return (origin) => {
+    const s = state.session
+    const key = resourceOrigin(origin)
+    if (s != snapshotsOf) (snapshots = {}), (snapshotsOf = s)
+    // Before the main API's first token, the session's own (from setTokens) tells that one is signed in.
+    const token = tokenFor(s, key) ?? (origin ? undefined : s)
+    return s && token?.at ? (snapshots[key ?? ''] ??= tokenInfo(token, s.generation, token == s ? undefined : key)) : undefined
   }
 }

@@ -66,6 +66,28 @@ const backOff = (tabs: CrossTab, counters: SharedCounters, token?: SharedToken, 
   return tabs.write({ ...counters, fails, wait: now() + Math.max(asked, backoff), backoff: backoff > asked })
 }
 
+/**
+ * The lock can be granted before the last holder's tokens reach this tab: wait for the generation
+ * it wrote (invariant 4: a rotated refresh token is never presented twice), or read it from the
+ * vault, or have a tab that holds it in memory hand over its access tokens.
+ */
+async function catchUp({ state, tabs, vault }: { state: SessionState } & Pick<Context, 'tabs' | 'vault'>, counters: SharedCounters, epochAtStart: number) {
+  const behind = () => counters.gen > (state.session?.generation ?? 0)
+  if (behind() && (state.session || (await tabs.peers())))
+    await state.waitFor(() => !behind() || epochAtStart != state.localEpoch, 1000)
+  state.assertStillSignedIn(epochAtStart)
+  if (vault && behind()) {
+    const stored = await vault.load()
+    if (stored && stored.generation >= counters.gen) state.adoptStored(stored)
+  }
+  const s = state.session
+  if (s && !holdsAccessToken(s) && s.generation >= counters.gen && (await tabs.peers())) {
+    tabs.post({ type: 'hello' })
+    await state.waitFor(() => holdsAccessToken(state.session) || epochAtStart != state.localEpoch, 1000)
+    state.assertStillSignedIn(epochAtStart)
+  }
+}
+
 export function createRefresh(context: Context, state: SessionState) {
   const { leeway, mainOrigin, refresh: own, tabs, emit, vault } = context
   // The refresh in flight in this tab for each token, keyed by the local epoch it began in and the
@@ -78,28 +100,6 @@ export function createRefresh(context: Context, state: SessionState) {
   const inFlight = (origin?: string) => (pending.size ? pending.get(keyOf(origin)) : undefined)
 
   /**
-   * The lock can be granted before the last holder's tokens reach this tab: wait for the generation
-   * it wrote (invariant 4: a rotated refresh token is never presented twice), or read it from the
-   * vault, or have a tab that holds it in memory hand over its access tokens.
-   */
-  const catchUp = async (counters: SharedCounters, epochAtStart: number) => {
-    const behind = () => counters.gen > (state.session?.generation ?? 0)
-    if (behind() && (state.session || (await tabs.peers())))
-      await state.waitFor(() => !behind() || epochAtStart != state.localEpoch, 1000)
-    state.assertStillSignedIn(epochAtStart)
-    if (vault && behind()) {
-      const stored = await vault.load()
-      if (stored && stored.generation >= counters.gen) state.adoptStored(stored)
-    }
-    const s = state.session
-    if (s && !holdsAccessToken(s) && s.generation >= counters.gen && (await tabs.peers())) {
-      tabs.post({ type: 'hello' })
-      await state.waitFor(() => holdsAccessToken(state.session) || epochAtStart != state.localEpoch, 1000)
-      state.assertStillSignedIn(epochAtStart)
-    }
-  }
-
-  /**
    * Invariant 4: one refresh at a time per client, in every tab: all of it runs under the lock, so
    * the grants of several resources never overlap and each presents the newest refresh token.
    */
@@ -109,7 +109,7 @@ export function createRefresh(context: Context, state: SessionState) {
     return tabs.lock('refresh', async () => {
       let counters = await tabs.read()
       state.assertStillSignedIn(epochAtStart, counters)
-      await catchUp(counters, epochAtStart)
+      await catchUp({ state, tabs, vault }, counters, epochAtStart)
       const basis = state.session
       const token = tokenFor(basis, origin)
       // Another call or tab brought a new token while this one waited.
