@@ -5,7 +5,7 @@ import { now } from './util.js'
 /** Tells every listener of `type`; a throwing listener neither stops the others nor the SDK. */
 export type Emit = <E extends keyof TokenManagerEvents>(type: E, state: TokenManagerEvents[E]) => void
 
-/** The listeners of one token manager. Event states never hold a token (DESIGN invariant 6). */
+/** The listeners of one token manager. Event states never hold a token (invariant 6). */
 export function createEvents() {
   const listeners = new Map<string, Set<(state: never) => void>>()
   const emit: Emit = (type, state) =>

@@ -58,10 +58,10 @@ export function instrument(tm: TokenManager, { meterProvider = metrics.getMeterP
   const unauthorized = meter.createCounter('latchkey.unauthorized_retries')
   const held = meter.createCounter('latchkey.held_back')
   const offset = meter.createGauge('latchkey.clock.offset', { unit: 's' })
-  // Beyond DESIGN's list: from a refresh's start to its token request (or to the adoption of
+  // Beyond the fixed names (README, Monitoring): from a refresh's start to its token request (or to the adoption of
   // another tab's tokens), the wait for the cross-tab lock.
   const waits = meter.createHistogram('latchkey.refresh.wait', { unit: 's', advice: { explicitBucketBoundaries: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5] } })
-  // Beyond DESIGN's list too: pages connected to the worker that serves the session.
+  // Beyond the fixed names too: pages connected to the worker that serves the session.
   const connections = meter.createGauge('latchkey.worker.connections')
   // Each start's parent context, reason and time, keyed by the measurement object (it comes back as its token_request).
   const starts = new WeakMap<Measurement, [Context, string, number]>()

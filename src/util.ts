@@ -32,7 +32,7 @@ export const invalid = (name: string, why = 'invalid'): never => {
 export const timeoutOf = (seconds: unknown, name: string): number =>
   typeof seconds == 'number' && seconds > 0 && seconds * 1000 <= 2 ** 31 - 1 ? seconds * 1000 : invalid(name)
 
-/** An absolute https URL, or http on a loopback host (DESIGN invariant 2: plain http only on loopback). */
+/** An absolute https URL, or http on a loopback host (invariant 2: plain http only on loopback). */
 export const secureURL = (value: unknown): URL | undefined => {
   let url: URL | undefined
   try {

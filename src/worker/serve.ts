@@ -1,5 +1,5 @@
 // The worker's realm of worker mode: one token manager that answers every connected page and never
-// hands one a token, a key, or anything else a page script could use (DESIGN invariant 11).
+// hands one a token, a key, or anything else a page script could use (invariant 11).
 import { localCrossTab, type CrossTab } from '../crosstab.js'
 import { LatchkeyError, isLatchkeyError } from '../errors.js'
 import { createEvents } from '../events.js'
