@@ -69,13 +69,21 @@ export const test = base.extend<{
   tab: async ({ launched }, use) => use(launched.tab),
 
   tokens: async ({ demo }, use) => {
-    const access = new Set<string>()
-    const refresh = new Set<string>()
-    demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
-      const body = ctx.body ?? {}
-      if (typeof body['access_token'] === 'string') access.add(body['access_token'])
-      if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
-    })
+    const { access, refresh } = issuedTokens(demo)
     await use({ access, refresh })
   },
 })
+
+/** Every token string the authorization server issues from now on, read on the server itself. */
+export function issuedTokens(demo: Demo) {
+  const access = new Set<string>()
+  const refresh = new Set<string>()
+  const other = new Set<string>()
+  demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
+    const body = ctx.body ?? {}
+    if (typeof body['access_token'] === 'string') access.add(body['access_token'])
+    if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
+    if (typeof body['id_token'] === 'string') other.add(body['id_token'])
+  })
+  return { access, refresh, all: () => [...access, ...refresh, ...other] }
+}

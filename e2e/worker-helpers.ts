@@ -2,26 +2,13 @@
 // server issued (read on the server), and the authorization requests it received.
 import type { Page } from 'playwright/test'
 import type { Demo, EnginePage } from './fixtures.js'
+export { issuedTokens } from './fixtures.js'
 import { attribute, expectEnabled, expectText, redact, waitForURL } from './helpers.js'
 
 export type WorkerKind = 'shared' | 'dedicated'
 
 /** The demo in worker mode: a SharedWorker, or a dedicated Worker per tab. */
 export const workerUrl = (demo: Demo, kind: WorkerKind = 'shared') => demo.appUrl + (kind == 'shared' ? '?mode=worker' : '?mode=worker&worker=dedicated')
-
-/** Every token string the authorization server issues from now on, read on the server itself. */
-export function issuedTokens(demo: Demo) {
-  const access = new Set<string>()
-  const refresh = new Set<string>()
-  const other = new Set<string>()
-  demo.as.provider.on('grant.success', (ctx: { body?: Record<string, unknown> }) => {
-    const body = ctx.body ?? {}
-    if (typeof body['access_token'] === 'string') access.add(body['access_token'])
-    if (typeof body['refresh_token'] === 'string') refresh.add(body['refresh_token'])
-    if (typeof body['id_token'] === 'string') other.add(body['id_token'])
-  })
-  return { access, refresh, all: () => [...access, ...refresh, ...other] }
-}
 
 /** The query of every authorization request the server receives from now on. */
 export function authorizationRequests(demo: Demo): URLSearchParams[] {
